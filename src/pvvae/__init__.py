@@ -1,0 +1,18 @@
+"""pvvae: the Predictive Video VAE of "Video Generation with Predictive Latents".
+
+Top-level names are imported lazily so that ``import pvvae.data`` or ``import pvvae.eval``
+stays light.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["PVVAE", "PRESETS", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in ("PVVAE", "PRESETS"):
+        from pvvae.model import autoencoder, presets
+
+        return autoencoder.PVVAE if name == "PVVAE" else presets.PRESETS
+    raise AttributeError(f"module 'pvvae' has no attribute {name!r}")
