@@ -19,7 +19,8 @@ predictive reconstruction objective of seed section 3.1 exploits:
 
 All lengths are fractions of the short side ``S = min(H, W)``, so the same ``(seed, index)``
 renders the same scene at any resolution of the same aspect ratio (up to sub-pixel offsets).
-Coordinates are ``(x, y)`` in pixels with ``(0, 0)`` the centre of the top-left pixel (``grid_sample(..., align_corners=True)`` convention).
+Coordinates are ``(x, y)`` in pixels with ``(0, 0)`` the centre of the top-left pixel
+(the ``grid_sample(..., align_corners=True)`` convention).
 
 Ground truth per clip:
 
