@@ -1,0 +1,1 @@
+"""Evaluation suite of pvvae."""

@@ -1,0 +1,1 @@
+"""Metric implementations of the evaluation suite, one module per metric family."""
