@@ -1,0 +1,281 @@
+"""Video file I/O (PyAV) and the spatial preprocessing shared by all video datasets.
+
+Layouts and ranges:
+
+* Files are decoded to ``uint8`` tensors (T, H, W, 3) (RGB, frame-major, as decoders give them).
+* The model consumes float tensors (3, T, H, W) in [-1, 1]: :func:`to_model_range` and
+  :func:`from_model_range` convert between the two (``x / 127.5 - 1`` and its rounded inverse).
+
+Spatial rule for training and evaluation clips (:func:`resize_and_crop`): resize the short side
+to ``size`` (bilinear, antialiased) and crop a ``size x size`` square, centred for evaluation
+and at a uniformly random position for training. It is implemented as the equivalent
+crop-then-resize (crop the largest square of the source, then resize it), which touches fewer
+pixels; the two differ only by the filter footprint at the crop border.
+
+"Any resolution" inputs (reconstruction at native size, seed section 4.1 evaluates 256 and 512)
+go through :func:`fit_to_multiple`: each side is centre-cropped to the largest multiple of the
+model's spatial stride (16) that fits. Cropping, rather than resizing to the nearest multiple,
+keeps the pixels bit-exact so reconstruction metrics compare against untouched content; at
+most ``multiple - 1`` rows/columns are lost per side.
+
+Reading decodes sequentially from the first frame, so frame indices are exact (no keyframe
+seek imprecision) at a cost linear in ``start``; the clips used here are short prefixes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+PathLike = str | Path
+
+
+class VideoReadError(RuntimeError):
+    """A video file could not be opened or decoded.
+
+    Attributes:
+        path: the file.
+        reason: what went wrong, in words.
+    """
+
+    def __init__(self, path: PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read video {self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Properties of a video file's first video stream.
+
+    Attributes:
+        num_frames: number of frames (from the container, or counted by decoding).
+        fps: average frame rate (0.0 when the container does not say).
+        height, width: frame size in pixels.
+    """
+
+    num_frames: int
+    fps: float
+    height: int
+    width: int
+
+
+def _open(path: PathLike) -> av.container.InputContainer:
+    """Open ``path`` for reading, turning every failure into :class:`VideoReadError`."""
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.FFmpegError, OSError) as err:
+        raise VideoReadError(path, f"{type(err).__name__}: {err}") from err
+    if not container.streams.video:
+        container.close()
+        raise VideoReadError(path, "the file has no video stream")
+    return container
+
+
+def _decoded_frames(container: av.container.InputContainer, path: PathLike):
+    """Yield the decoded frames of the first video stream, wrapping decoder errors."""
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    try:
+        yield from container.decode(stream)
+    except av.FFmpegError as err:
+        raise VideoReadError(path, f"decoding failed: {type(err).__name__}: {err}") from err
+
+
+def video_info(path: PathLike) -> VideoInfo:
+    """Frame count, frame rate and size of a video file.
+
+    Args:
+        path: video file.
+    Returns:
+        :class:`VideoInfo`. When the container does not store the frame count, the stream is
+        decoded to count it.
+    Raises:
+        VideoReadError: unreadable file, no video stream, or no decodable frame.
+    """
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        num_frames = stream.frames
+        if num_frames <= 0:
+            num_frames = sum(1 for _ in _decoded_frames(container, path))
+        if num_frames == 0:
+            raise VideoReadError(path, "no decodable frame")
+        return VideoInfo(num_frames, float(rate or 0.0), stream.height, stream.width)
+
+
+def read_video(
+    path: PathLike, start: int = 0, num_frames: int | None = None, stride: int = 1
+) -> torch.Tensor:
+    """Decode frames ``start, start + stride, ...`` of a video file.
+
+    Args:
+        path: video file.
+        start: index of the first frame to return (0-based).
+        num_frames: how many frames to return (None: until the end). Fewer are returned when
+            the video ends first (possibly zero when ``start`` is past the end).
+        stride: step between returned frames (1 = every frame).
+    Returns:
+        uint8 tensor (T, H, W, 3), RGB.
+    Raises:
+        VideoReadError: unreadable file, no video stream, or no decodable frame at all.
+        ValueError: negative ``start``, ``stride < 1`` or negative ``num_frames``.
+    """
+    if start < 0 or stride < 1 or (num_frames is not None and num_frames < 0):
+        raise ValueError(f"invalid start={start}, num_frames={num_frames}, stride={stride}")
+    frames: list[np.ndarray] = []
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        height, width = stream.height, stream.width
+        last = math.inf if num_frames is None else start + stride * (num_frames - 1)
+        decoded = 0
+        for index, frame in enumerate(_decoded_frames(container, path)):
+            decoded += 1
+            if index > last:
+                break
+            if index >= start and (index - start) % stride == 0:
+                frames.append(frame.to_ndarray(format="rgb24"))  # (H, W, 3)
+    if decoded == 0:
+        raise VideoReadError(path, "no decodable frame")
+    if not frames:
+        return torch.zeros((0, height, width, 3), dtype=torch.uint8)
+    return torch.from_numpy(np.stack(frames))  # (T, H, W, 3)
+
+
+def to_model_range(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3) -> float32 video (3, T, H, W) in [-1, 1]."""
+    if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+    return frames.permute(3, 0, 1, 2).float().div_(127.5).sub_(1.0)  # (3, T, H, W)
+
+
+def from_model_range(video: torch.Tensor) -> torch.Tensor:
+    """float video (3, T, H, W) in [-1, 1] -> uint8 frames (T, H, W, 3) (clamped, rounded)."""
+    if not video.is_floating_point() or video.ndim != 4 or video.shape[0] != 3:
+        raise ValueError(f"expected float (3, T, H, W), got {video.dtype} {tuple(video.shape)}")
+    pixels = ((video.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return pixels.permute(1, 2, 3, 0).contiguous()  # (T, H, W, 3)
+
+
+def _as_uint8_frames(video: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Model-range (3, T, H, W) float or uint8 (T, H, W, 3) -> uint8 numpy (T, H, W, 3)."""
+    video = torch.as_tensor(video)
+    if video.is_floating_point():
+        video = from_model_range(video.cpu())
+    elif video.dtype != torch.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(f"expected uint8 (T, H, W, 3), got {video.dtype} {tuple(video.shape)}")
+    return video.cpu().numpy()
+
+
+def write_video(
+    path: PathLike, video: torch.Tensor | np.ndarray, fps: float = 8, crf: int = 18
+) -> Path:
+    """Encode a video as H.264 (libx264, yuv420p) in an mp4 (or any container the suffix names).
+
+    Odd heights/widths are padded by repeating the last row/column (yuv420p needs even sizes).
+
+    Args:
+        path: output file; missing parent folders are created.
+        video: float (3, T, H, W) in [-1, 1] or uint8 (T, H, W, 3).
+        fps: frame rate.
+        crf: x264 constant rate factor (lower is better; 18 is visually lossless).
+    Returns:
+        The path written.
+    """
+    frames = _as_uint8_frames(video)  # (T, H, W, 3)
+    if len(frames) == 0:
+        raise ValueError("cannot write a video with zero frames")
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.height, stream.width = frames.shape[1], frames.shape[2]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for array in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode(None))  # flush delayed frames
+    return path
+
+
+def _crop_box(
+    height: int, width: int, out_h: int, out_w: int, mode: str, generator: torch.Generator | None
+) -> tuple[int, int, int, int]:
+    """Largest (top, left, crop_h, crop_w) box with aspect ``out_h:out_w``, centred or random."""
+    scale = max(out_h / height, out_w / width)  # short-side resize factor
+    crop_h = min(height, round(out_h / scale))
+    crop_w = min(width, round(out_w / scale))
+    if mode == "center":
+        return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
+    if mode == "random":
+        top = int(torch.randint(0, height - crop_h + 1, (1,), generator=generator))
+        left = int(torch.randint(0, width - crop_w + 1, (1,), generator=generator))
+        return top, left, crop_h, crop_w
+    raise ValueError(f"mode must be 'center' or 'random', got {mode!r}")
+
+
+def resize_and_crop(
+    video: torch.Tensor,
+    size: int | tuple[int, int],
+    mode: str = "center",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Short-side resize to ``size`` then crop (see the module docstring for the rule).
+
+    Both layouts of this module are accepted and kept: a float tensor (..., H, W) such as a
+    model-range video (3, T, H, W), or decoded uint8 frames (T, H, W, 3). Resizing uint8 frames
+    before :func:`to_model_range` is several times faster for large sources.
+
+    Args:
+        video: float (..., H, W) or uint8 (T, H, W, 3).
+        size: output side ``S`` (square) or ``(height, width)``.
+        mode: ``"center"`` (evaluation) or ``"random"`` (training) crop position.
+        generator: torch generator for the random crop position.
+    Returns:
+        float (..., S, S) or uint8 (T, S, S, 3) (``(height, width)`` for a tuple ``size``),
+        same dtype as ``video``.
+    """
+    out_h, out_w = (size, size) if isinstance(size, int) else size
+    frames = video.dtype == torch.uint8
+    if frames and (video.ndim != 4 or video.shape[-1] != 3):
+        raise ValueError(f"uint8 input must be (T, H, W, 3), got {tuple(video.shape)}")
+    if not frames and not video.is_floating_point():
+        raise ValueError(f"expected a float tensor or uint8 frames, got {video.dtype}")
+    planes = video.permute(0, 3, 1, 2) if frames else video  # (T, 3, H, W) view for uint8
+    height, width = planes.shape[-2:]
+    top, left, crop_h, crop_w = _crop_box(height, width, out_h, out_w, mode, generator)
+    crop = planes[..., top : top + crop_h, left : left + crop_w]
+    if (crop_h, crop_w) != (out_h, out_w):
+        batch = crop if frames else crop.reshape(-1, 1, crop_h, crop_w)  # (N, C, h, w)
+        crop = F.interpolate(
+            batch, size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False
+        ).reshape(*crop.shape[:-2], out_h, out_w)
+    return crop.permute(0, 2, 3, 1).contiguous() if frames else crop.contiguous()
+
+
+def fit_to_multiple(video: torch.Tensor, multiple: int = 16) -> torch.Tensor:
+    """Centre-crop each spatial side to the largest multiple of ``multiple`` (no resampling).
+
+    Args:
+        video: tensor (..., H, W) of any dtype.
+        multiple: spatial stride the model needs (16 for PV-VAE).
+    Returns:
+        tensor (..., H', W') with ``H' = multiple * (H // multiple)`` (same for W).
+    Raises:
+        ValueError: a side is shorter than ``multiple``.
+    """
+    height, width = video.shape[-2:]
+    new_h, new_w = height // multiple * multiple, width // multiple * multiple
+    if new_h == 0 or new_w == 0:
+        raise ValueError(f"frame {height}x{width} is smaller than the multiple {multiple}")
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    return video[..., top : top + new_h, left : left + new_w]
