@@ -299,7 +299,6 @@ def video_lpips(
     frames_x = rearrange(x, "n c t h w -> (n t) c h w")
     frames_y = rearrange(y, "n c t h w -> (n t) c h w")
     step = frames_per_batch or frames_x.shape[0]
-    scores = torch.cat(
-        [model(frames_x[i : i + step], frames_y[i : i + step]) for i in range(0, len(frames_x), step)]
-    )  # (N * T,)
-    return rearrange(scores, "(n t) -> n t", n=n).mean(dim=1)  # (N,)
+    starts = range(0, frames_x.shape[0], step)
+    scores = torch.cat([model(frames_x[i : i + step], frames_y[i : i + step]) for i in starts])
+    return rearrange(scores, "(n t) -> n t", n=n).mean(dim=1)  # (N * T,) -> (N,)
