@@ -1,0 +1,404 @@
+"""``PVVAE``: the Predictive Video VAE with a diffusers-style API (seed section 3).
+
+A causal 3D-convolutional VAE with 4x temporal and 16x spatial compression to 64 channels
+(``paper`` preset, t4s16c64). Clips have 1 + T frames: the first frame maps to its own latent
+frame and every following group of 4 frames to one more, so an image is the T = 0 case.
+
+    x (B, 3, 1 + 4k, H, W) in [-1, 1]  --encode-->  z (B, 64, 1 + k, H/16, W/16)
+    z                                  --decode-->  x_hat (B, 3, 1 + 4k, H, W)
+
+``encode`` returns **raw** latents (the posterior of the encoder, not normalised).
+Diffusion models should train on ``vae.normalize(z)`` and decode ``vae.denormalize(z_gen)``;
+``latents_mean`` / ``latents_std`` live in the config and are measured with
+``pvvae eval latents``.
+
+Predictive reconstruction (seed section 3.1) needs two more pieces, both here so that training
+and inference share them: a learnable padding token (:meth:`pad_latents`) and
+:meth:`predict`, which encodes an observed prefix and decodes the whole clip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.autoencoders.vae import DecoderOutput
+from diffusers.models.modeling_outputs import AutoencoderKLOutput
+from diffusers.models.modeling_utils import ModelMixin
+from torch import Tensor, nn
+
+from pvvae.model.causal import CausalState, ChunkContext
+from pvvae.model.distributions import DiagonalGaussian
+from pvvae.model.networks import Decoder, Encoder
+from pvvae.model.tiling import tiled_apply
+
+PAD_MODES = ("learnable", "gaussian")
+
+
+class PVVAE(ModelMixin, ConfigMixin):
+    """Predictive Video VAE.
+
+    Args:
+        in_channels, out_channels: pixel channels (3).
+        latent_channels: Cz, channels of the latent (64 in the paper).
+        encoder_channels, encoder_layers: width and residual blocks of each encoder stage,
+            from full resolution down (one more stage than downsamplings).
+        decoder_channels, decoder_layers: the same for the decoder (also listed from full
+            resolution down).
+        temporal_downsample: for each of the spatial x2 downsamplings, whether it also halves
+            time. The paper's t4s16 layout is (True, True, False, False).
+        pad_mode: how dropped latent frames are filled in predictive reconstruction:
+            "learnable" (a learned Cz-vector broadcast over h x w, the seed's default) or
+            "gaussian" (fresh N(0, I) samples), seed Table 6.
+        latents_mean, latents_std: per-channel statistics of the latents (Cz values each),
+            used by :meth:`normalize` / :meth:`denormalize`; ``None`` means 0 and 1.
+    """
+
+    _supports_gradient_checkpointing = False
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        latent_channels: int = 64,
+        encoder_channels: Sequence[int] = (32, 64, 128, 128, 128),
+        encoder_layers: Sequence[int] = (1, 1, 1, 1, 1),
+        decoder_channels: Sequence[int] = (32, 64, 128, 128, 128),
+        decoder_layers: Sequence[int] = (1, 1, 1, 1, 1),
+        temporal_downsample: Sequence[bool] = (True, True, False, False),
+        pad_mode: str = "learnable",
+        latents_mean: Sequence[float] | None = None,
+        latents_std: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        n_down = len(temporal_downsample)
+        for name, value in (
+            ("encoder_channels", encoder_channels),
+            ("encoder_layers", encoder_layers),
+            ("decoder_channels", decoder_channels),
+            ("decoder_layers", decoder_layers),
+        ):
+            if len(value) != n_down + 1:
+                raise ValueError(
+                    f"{name} has {len(value)} entries but temporal_downsample has {n_down}: "
+                    f"give one entry per resolution stage ({n_down + 1})."
+                )
+        if pad_mode not in PAD_MODES:
+            raise ValueError(f"pad_mode={pad_mode!r}; valid: {PAD_MODES}")
+        for name, stats in (("latents_mean", latents_mean), ("latents_std", latents_std)):
+            if stats is not None and len(stats) != latent_channels:
+                raise ValueError(f"{name} has {len(stats)} values, expected {latent_channels}")
+        self.encoder = Encoder(
+            in_channels, 2 * latent_channels, encoder_channels, encoder_layers, temporal_downsample
+        )
+        self.decoder = Decoder(
+            latent_channels, out_channels, decoder_channels, decoder_layers, temporal_downsample
+        )
+        # The padding token of predictive reconstruction: one Cz-vector, broadcast over
+        # (t, h, w) like a masked-modelling mask token (seed Table 6, "learnable").
+        self.pad_token = nn.Parameter(torch.randn(latent_channels) * 0.02)
+        self.spatial_compression = 2**n_down
+        self.temporal_compression = 2 ** sum(bool(t) for t in temporal_downsample)
+        # Runtime options (not part of the config), as in diffusers.
+        self.use_slicing = False
+        self.use_tiling = False
+        self.tile_size, self.tile_stride = 256, 192
+        self.chunk_latent_frames: int | None = 4
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> PVVAE:
+        """A randomly initialised model of a named preset (see :data:`pvvae.PRESETS`)."""
+        from pvvae.model.presets import preset_config
+
+        return cls(**preset_config(name, **overrides))
+
+    # ------------------------------------------------------------------ runtime options
+    def enable_slicing(self) -> None:
+        """Encode / decode one sample of the batch at a time (lower peak memory)."""
+        self.use_slicing = True
+
+    def disable_slicing(self) -> None:
+        self.use_slicing = False
+
+    def enable_tiling(self, tile_size: int = 256, tile_stride: int = 192) -> None:
+        """Process frames larger than ``tile_size`` pixels in blended spatial tiles.
+
+        ``tile_size`` and ``tile_stride`` are in pixels and must be multiples of the spatial
+        compression (16); the overlap ``tile_size - tile_stride`` is blended linearly.
+        """
+        s = self.spatial_compression
+        if tile_size % s or tile_stride % s or not 0 < tile_stride <= tile_size:
+            raise ValueError(
+                f"tile_size={tile_size}, tile_stride={tile_stride}: both must be multiples of "
+                f"{s} with 0 < tile_stride <= tile_size"
+            )
+        self.use_tiling, self.tile_size, self.tile_stride = True, tile_size, tile_stride
+
+    def disable_tiling(self) -> None:
+        self.use_tiling = False
+
+    def set_chunk_size(self, latent_frames: int | None) -> None:
+        """Latent frames per temporal chunk in encode/decode (None: whole clip at once).
+
+        Chunking keeps activation memory constant in the video length; results are equal to
+        whole-clip processing up to float rounding.
+        """
+        if latent_frames is not None and latent_frames < 1:
+            raise ValueError(f"chunk size must be >= 1 latent frame or None, got {latent_frames}")
+        self.chunk_latent_frames = latent_frames
+
+    # ------------------------------------------------------------------ input handling
+    def check_pixels(self, x: Tensor) -> None:
+        """Raise a ValueError naming the problem if ``x`` is not a valid pixel batch."""
+        if x.ndim != 5:
+            hint = " For images use x.unsqueeze(2) (T = 1)." if x.ndim == 4 else ""
+            raise ValueError(
+                f"expected pixels of shape (B, C, T, H, W), got {tuple(x.shape)}.{hint}"
+            )
+        if x.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"expected {self.config.in_channels} channels in dim 1 (B, C, T, H, W), got "
+                f"shape {tuple(x.shape)}; channel-last input needs x.permute(0, 4, 1, 2, 3)"
+            )
+        s = self.spatial_compression
+        if x.shape[3] % s or x.shape[4] % s:
+            raise ValueError(
+                f"height and width must be multiples of {s}, got {x.shape[3]}x{x.shape[4]}; "
+                "resize or crop first (pvvae.data.fit_to_multiple)"
+            )
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -1.001 or hi > 1.001:
+            raise ValueError(
+                f"pixel values must lie in [-1, 1], got [{lo:.3g}, {hi:.3g}]; "
+                "uint8 frames map with x / 127.5 - 1"
+            )
+
+    def valid_num_frames(self, num_frames: int) -> int:
+        """Smallest 1 + 4k >= ``num_frames``: the length the model actually processes."""
+        ct = self.temporal_compression
+        return 1 + ct * -(-(num_frames - 1) // ct)
+
+    def pad_frames(self, x: Tensor) -> Tensor:
+        """Repeat the last frame until T = 1 + 4k. (B, C, T, H, W) -> (B, C, 1 + 4k, H, W).
+
+        Any frame count is accepted this way; :meth:`forward` trims the output back to T.
+        """
+        missing = self.valid_num_frames(x.shape[2]) - x.shape[2]
+        if missing == 0:
+            return x
+        return torch.cat([x, x[:, :, -1:].expand(-1, -1, missing, -1, -1)], dim=2)
+
+    # ------------------------------------------------------------------ encoding
+    def encode(
+        self, x: Tensor, return_dict: bool = True
+    ) -> AutoencoderKLOutput | tuple[DiagonalGaussian]:
+        """Encode pixels to the posterior over **raw** (un-normalised) latents.
+
+        Args:
+            x: (B, 3, T, H, W) in [-1, 1]; T not of the form 1 + 4k is padded by repeating
+                the last frame; H and W multiples of 16.
+        Returns:
+            ``AutoencoderKLOutput(latent_dist=DiagonalGaussian)`` with latents of shape
+            (B, Cz, 1 + ceil((T - 1) / 4), H / 16, W / 16), or a 1-tuple if not return_dict.
+        """
+        self.check_pixels(x)
+        x = self.pad_frames(x)
+        if self.use_slicing and x.shape[0] > 1:
+            params = torch.cat([self._encode_tiled(xi) for xi in x.split(1)])
+        else:
+            params = self._encode_tiled(x)
+        posterior = DiagonalGaussian(params)
+        return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
+
+    def encode_chunk(
+        self, x: Tensor, state: CausalState | None = None
+    ) -> tuple[DiagonalGaussian, CausalState]:
+        """Encode one temporal chunk of a stream; pass the returned state with the next chunk.
+
+        Args:
+            x: (B, 3, n, H, W). The first chunk holds 1 + 4m frames, later chunks 4m frames.
+            state: None for the first chunk.
+        Returns:
+            the posterior of this chunk's latents, (B, Cz, 1 + m or m, h, w), and the new state.
+        """
+        ctx = ChunkContext(state, x.shape[2])
+        posterior = DiagonalGaussian(self.encoder(x, ctx))
+        return posterior, ctx.next_state()
+
+    def _encode_tiled(self, x: Tensor) -> Tensor:
+        """Posterior parameters (B, 2Cz, t, h, w) of valid-length pixels, tiled if enabled."""
+        if self.use_tiling and max(x.shape[-2:]) > self.tile_size:
+            scale = 1.0 / self.spatial_compression
+            return tiled_apply(self._encode_stream, x, self.tile_size, self.tile_stride, scale)
+        return self._encode_stream(x)
+
+    def _encode_stream(self, x: Tensor) -> Tensor:
+        """Posterior parameters of x (B, 3, 1 + 4k, H, W) in temporal chunks."""
+        if self.chunk_latent_frames is None:
+            return self.encoder(x)
+        ct, n = self.temporal_compression, self.chunk_latent_frames
+        bounds = [0, 1 + ct * (n - 1)]
+        while bounds[-1] < x.shape[2]:
+            bounds.append(bounds[-1] + ct * n)
+        state, outs = None, []
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            posterior, state = self.encode_chunk(x[:, :, start:stop], state)
+            outs.append(posterior.parameters)
+        return torch.cat(outs, dim=2)  # (B, 2Cz, t, h, w)
+
+    # ------------------------------------------------------------------ decoding
+    def decode(self, z: Tensor, return_dict: bool = True) -> DecoderOutput | tuple[Tensor]:
+        """Decode raw latents (B, Cz, t, h, w) to pixels (B, 3, 1 + 4(t - 1), 16h, 16w).
+
+        Processed in temporal chunks (and tiles / slices when enabled), so activation memory
+        does not grow with t. For very long videos, :meth:`iter_decode` yields the pixels
+        chunk by chunk instead of holding all of them.
+        """
+        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
+            raise ValueError(
+                f"expected latents (B, {self.config.latent_channels}, t, h, w), "
+                f"got {tuple(z.shape)}"
+            )
+        if self.use_slicing and z.shape[0] > 1:
+            x = torch.cat([self._decode_tiled(zi) for zi in z.split(1)])
+        else:
+            x = self._decode_tiled(z)
+        return DecoderOutput(sample=x) if return_dict else (x,)
+
+    def decode_chunk(
+        self, z: Tensor, state: CausalState | None = None
+    ) -> tuple[Tensor, CausalState]:
+        """Decode one temporal chunk of latents (B, Cz, m, h, w) of a stream.
+
+        Returns the pixels, (B, 3, 1 + 4(m - 1), H, W) for the first chunk and
+        (B, 3, 4m, H, W) after it, and the state to pass with the next chunk.
+        """
+        ctx = ChunkContext(state, z.shape[2])
+        return self.decoder(z, ctx), ctx.next_state()
+
+    def iter_decode(self, z: Tensor) -> Iterator[Tensor]:
+        """Yield decoded pixel chunks of (B, Cz, t, h, w) latents, oldest first (no tiling)."""
+        n = self.chunk_latent_frames or z.shape[2]
+        state = None
+        for zc in z.split(n, dim=2):
+            x, state = self.decode_chunk(zc, state)
+            yield x
+
+    def _decode_tiled(self, z: Tensor) -> Tensor:
+        s = self.spatial_compression
+        if self.use_tiling and max(z.shape[-2:]) * s > self.tile_size:
+            tile, stride = self.tile_size // s, self.tile_stride // s
+            return tiled_apply(self._decode_stream, z, tile, stride, float(s))
+        return self._decode_stream(z)
+
+    def _decode_stream(self, z: Tensor) -> Tensor:
+        if self.chunk_latent_frames is None:
+            return self.decoder(z)
+        return torch.cat(list(self.iter_decode(z)), dim=2)  # (B, 3, T, H, W)
+
+    # ------------------------------------------------------------------ full pass
+    def forward(
+        self,
+        sample: Tensor,
+        sample_posterior: bool = False,
+        generator: torch.Generator | None = None,
+        return_dict: bool = True,
+    ) -> DecoderOutput | tuple[Tensor]:
+        """Reconstruct ``sample`` (B, 3, T, H, W); the output has the same shape.
+
+        Uses the posterior mode unless ``sample_posterior``.
+        """
+        posterior = self.encode(sample).latent_dist
+        z = posterior.sample(generator) if sample_posterior else posterior.mode()
+        x = self.decode(z).sample[:, :, : sample.shape[2]]
+        return DecoderOutput(sample=x) if return_dict else (x,)
+
+    # ------------------------------------------------------------------ prediction
+    def pad_latents(
+        self, z_obs: Tensor, k: int, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Append k padding latent frames to the observed ones (seed section 3.1, Table 6).
+
+        Args:
+            z_obs: (B, Cz, G - k, h, w) latents of the observed frames.
+            k: number of dropped groups to pad.
+            generator: noise source for ``pad_mode="gaussian"``.
+        Returns:
+            (B, Cz, G, h, w): z_obs followed by k frames of the learnable token broadcast over
+            h x w, or of N(0, I) samples.
+        """
+        if k == 0:
+            return z_obs
+        b, c, _, h, w = z_obs.shape
+        if self.config.pad_mode == "gaussian":
+            pad = torch.randn(
+                (b, c, k, h, w), generator=generator, device=z_obs.device, dtype=z_obs.dtype
+            )
+        else:
+            pad = self.pad_token.to(z_obs.dtype).view(1, c, 1, 1, 1).expand(b, c, k, h, w)
+        return torch.cat([z_obs, pad], dim=2)
+
+    @torch.no_grad()
+    def predict(
+        self,
+        x_obs: Tensor,
+        num_future_frames: int,
+        sample_posterior: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Reconstruct observed frames and predict future ones (seed Figure 6).
+
+        The encoder sees the longest prefix of ``x_obs`` of length 1 + 4m; the latent
+        sequence is padded as in training so that it covers the observed and future frames,
+        and the decoder produces the whole clip. Observed frames beyond that prefix (when
+        ``x_obs`` has not 1 + 4m frames) are predicted together with the future.
+
+        Args:
+            x_obs: (B, 3, n, H, W) in [-1, 1], n >= 1.
+            num_future_frames: how many frames to predict after the observed ones.
+        Returns:
+            (B, 3, n + num_future_frames, H, W): reconstruction followed by prediction.
+        """
+        self.check_pixels(x_obs)
+        if num_future_frames < 0:
+            raise ValueError(f"num_future_frames must be >= 0, got {num_future_frames}")
+        ct = self.temporal_compression
+        n = x_obs.shape[2]
+        observed = 1 + ct * ((n - 1) // ct)  # frames the encoder sees
+        posterior = self.encode(x_obs[:, :, :observed]).latent_dist
+        z_obs = posterior.sample(generator) if sample_posterior else posterior.mode()
+        total = self.valid_num_frames(n + num_future_frames)
+        k = (total - 1) // ct + 1 - z_obs.shape[2]
+        z = self.pad_latents(z_obs, k, generator)
+        return self.decode(z).sample[:, :, : n + num_future_frames]
+
+    # ------------------------------------------------------------------ latent statistics
+    def _stats(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        c = self.config.latent_channels
+        mean = self.config.latents_mean or [0.0] * c
+        std = self.config.latents_std or [1.0] * c
+        shape = (1, c) + (1,) * (z.ndim - 2)
+        as_tensor = lambda v: torch.tensor(v, device=z.device, dtype=z.dtype).view(shape)  # noqa: E731
+        return as_tensor(mean), as_tensor(std)
+
+    def normalize(self, z: Tensor) -> Tensor:
+        """(z - latents_mean) / latents_std per channel: the input of a diffusion model."""
+        mean, std = self._stats(z)
+        return (z - mean) / std
+
+    def denormalize(self, z: Tensor) -> Tensor:
+        """Inverse of :meth:`normalize`: maps generated latents back for :meth:`decode`."""
+        mean, std = self._stats(z)
+        return z * std + mean
+
+    def set_latent_stats(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """Store per-channel latent statistics in the config (saved by save_pretrained)."""
+        c = self.config.latent_channels
+        if len(mean) != c or len(std) != c:
+            raise ValueError(f"expected {c} means and stds, got {len(mean)} and {len(std)}")
+        self.register_to_config(
+            latents_mean=[float(v) for v in mean], latents_std=[float(v) for v in std]
+        )

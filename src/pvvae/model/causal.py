@@ -1,0 +1,125 @@
+"""Causal temporal convolution with an explicit streaming cache (seed section 3.1, "Model design").
+
+PV-VAE is built from 3D convolutions that are causal in time: an output frame depends only on
+input frames at or before it. Time is padded on the left only, by repeating the first frame
+(the convention of CogVideoX, HunyuanVideo, WF-VAE and Cosmos; Wan pads with zeros, which is
+equally causal). Replication makes a single image (T = 1) look like a static video to every
+kernel, so the image path and the video path share all weights.
+
+Streaming. A long video is processed as a sequence of temporal chunks. Every causal conv keeps
+the input frames it has not yet fully consumed (its *tail*) and prepends them to the next
+chunk, so that the concatenated chunk outputs equal the whole-clip output exactly. The tails
+live in an explicit state object, :class:`CausalState`, passed in and returned by the model's
+``encode_chunk`` / ``decode_chunk``; no module holds mutable streaming state and nothing is
+toggled by walking modules (see ``shared/notes/style.md``, rule 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class CausalState:
+    """Streaming state of a causal network between two temporal chunks.
+
+    Attributes:
+        tails: per-layer unconsumed input frames, keyed by the layer object. Each value has
+            shape (B, C, n, H, W) with n = kernel - stride frames in steady state.
+        frames: number of input frames already processed (0 before the first chunk).
+    """
+
+    tails: dict[nn.Module, Tensor] = field(default_factory=dict)
+    frames: int = 0
+
+    @property
+    def is_first(self) -> bool:
+        """True while no chunk has been processed: layers pad instead of reading a tail."""
+        return self.frames == 0
+
+
+class ChunkContext:
+    """What one forward pass over one chunk reads from and writes to the streaming state.
+
+    Created by the model for each chunk from the previous :class:`CausalState`; after the
+    forward pass, :meth:`next_state` returns the state for the following chunk. A model run
+    on a whole clip uses ``ctx=None`` everywhere, which pads as for a first chunk.
+    """
+
+    def __init__(self, state: CausalState | None, num_frames: int) -> None:
+        self.prev = state if state is not None else CausalState()
+        self.num_frames = num_frames
+        self._tails: dict[nn.Module, Tensor] = {}
+
+    @property
+    def is_first(self) -> bool:
+        return self.prev.is_first
+
+    def read(self, layer: nn.Module) -> Tensor | None:
+        return self.prev.tails.get(layer)
+
+    def write(self, layer: nn.Module, tail: Tensor) -> None:
+        self._tails[layer] = tail
+
+    def next_state(self) -> CausalState:
+        return CausalState(tails=self._tails, frames=self.prev.frames + self.num_frames)
+
+
+class CausalConv3d(nn.Module):
+    """3D convolution, causal in time, with 'same' zero padding in space.
+
+    Args:
+        in_channels, out_channels: channel counts.
+        kernel_size: (kt, kh, kw) or an int for all three.
+        stride: (st, sh, sw) or an int. A temporal stride s > 1 maps 1 + s*m frames to
+            1 + m frames: the first output sees only the (replicated) first frame.
+
+    Shapes: x (B, C_in, T, H, W) -> (B, C_out, T', H', W') with
+    T' = (T + kt - 1 - kt) // st + 1 on a whole clip (left padding of kt - 1 frames).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int, int] = 3,
+        stride: int | tuple[int, int, int] = 1,
+    ) -> None:
+        super().__init__()
+        kt, kh, kw = (kernel_size,) * 3 if isinstance(kernel_size, int) else kernel_size
+        st, sh, sw = (stride,) * 3 if isinstance(stride, int) else stride
+        self.time_kernel, self.time_stride = kt, st
+        self.conv = nn.Conv3d(
+            in_channels,
+            out_channels,
+            (kt, kh, kw),
+            stride=(st, sh, sw),
+            padding=(0, kh // 2, kw // 2),
+        )
+
+    def forward(self, x: Tensor, ctx: ChunkContext | None = None) -> Tensor:
+        """Convolve one chunk (or a whole clip when ``ctx`` is None). x: (B, C, T, H, W)."""
+        kt, st = self.time_kernel, self.time_stride
+        if kt == 1 and st == 1:
+            return self.conv(x)
+        tail = ctx.read(self) if ctx is not None else None
+        if tail is None:  # first chunk or whole clip: replicate the first frame on the left
+            tail = x[:, :, :1].expand(-1, -1, kt - 1, -1, -1)
+        buffer = torch.cat([tail, x], dim=2)  # (B, C, n_tail + T, H, W)
+        num_out = (buffer.shape[2] - kt) // st + 1 if buffer.shape[2] >= kt else 0
+        if ctx is not None:  # keep what the next chunk still needs
+            ctx.write(self, buffer[:, :, num_out * st :])
+        if num_out == 0:
+            shape = (x.shape[0], self.conv.out_channels, 0, *self._spatial_out(x))
+            return x.new_zeros(shape)
+        return self.conv(buffer[:, :, : (num_out - 1) * st + kt])
+
+    def _spatial_out(self, x: Tensor) -> tuple[int, int]:
+        _, sh, sw = self.conv.stride
+        _, kh, kw = self.conv.kernel_size
+        h = (x.shape[3] + 2 * (kh // 2) - kh) // sh + 1
+        w = (x.shape[4] + 2 * (kw // 2) - kw) // sw + 1
+        return h, w

@@ -1,0 +1,117 @@
+"""The PV-VAE encoder and decoder (seed section 3.1, "Model design").
+
+Encoder: conv_in, then one stage of residual blocks per resolution with a downsampling
+between stages, a mid block (ResBlock, frame attention, ResBlock), and a projection to the
+2 * latent_channels parameters of the posterior. The seed's t4s16 layout uses four
+downsamplings: two spatiotemporal (x2 in T, H and W) followed by two spatial-only ones, for
+4x temporal and 16x spatial compression. The decoder mirrors it: two spatial upsamplings,
+then two spatiotemporal ones.
+
+Shapes (t4s16c64): x (B, 3, 1 + 4k, H, W) -> posterior parameters (B, 128, 1 + k, H/16, W/16);
+z (B, 64, 1 + k, h, w) -> (B, 3, 1 + 4k, 16h, 16w).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pvvae.model.blocks import ChannelRMSNorm, Downsample, MidBlock, ResBlock, Upsample
+from pvvae.model.causal import CausalConv3d, ChunkContext
+
+
+class Encoder(nn.Module):
+    """Causal video encoder.
+
+    Args:
+        in_channels: pixel channels (3).
+        out_channels: posterior parameters (2 * latent channels).
+        channels: width of each resolution stage, from full resolution down; one more entry
+            than there are downsamplings.
+        layers: residual blocks per stage (same length as ``channels``).
+        temporal_downsample: for each downsampling, whether it also halves time.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        channels: Sequence[int],
+        layers: Sequence[int],
+        temporal_downsample: Sequence[bool],
+    ) -> None:
+        super().__init__()
+        self.conv_in = CausalConv3d(in_channels, channels[0], 3)
+        self.stages = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        prev = channels[0]
+        for level, (width, depth) in enumerate(zip(channels, layers)):
+            blocks = [ResBlock(prev if i == 0 else width, width) for i in range(depth)]
+            self.stages.append(nn.ModuleList(blocks))
+            prev = width if depth > 0 else prev
+            if level < len(temporal_downsample):
+                self.downs.append(Downsample(prev, temporal_downsample[level]))
+        self.mid = MidBlock(prev)
+        self.norm_out = ChannelRMSNorm(prev)
+        self.conv_out = CausalConv3d(prev, out_channels, 3)
+
+    def forward(self, x: Tensor, ctx: ChunkContext | None = None) -> Tensor:
+        """x: (B, 3, T, H, W) -> (B, 2 * Cz, t, H / s, W / s)."""
+        h = self.conv_in(x, ctx)
+        for level, stage in enumerate(self.stages):
+            for block in stage:
+                h = block(h, ctx)
+            if level < len(self.downs):
+                h = self.downs[level](h, ctx)
+        h = self.mid(h, ctx)
+        return self.conv_out(F.silu(self.norm_out(h)), ctx)
+
+
+class Decoder(nn.Module):
+    """Causal video decoder, the mirror of :class:`Encoder`.
+
+    Args:
+        in_channels: latent channels.
+        out_channels: pixel channels (3).
+        channels: width of each resolution stage, from full resolution down (as the encoder).
+        layers: residual blocks per stage, from full resolution down.
+        temporal_upsample: for each upsampling counted from full resolution down, whether it
+            also doubles time (the mirror of the encoder's ``temporal_downsample``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        channels: Sequence[int],
+        layers: Sequence[int],
+        temporal_upsample: Sequence[bool],
+    ) -> None:
+        super().__init__()
+        top = channels[-1]
+        self.conv_in = CausalConv3d(in_channels, top, 3)
+        self.mid = MidBlock(top)
+        self.stages = nn.ModuleList()
+        self.ups = nn.ModuleList()
+        prev = top
+        for level in reversed(range(len(channels))):
+            width = channels[level]
+            blocks = [ResBlock(prev if i == 0 else width, width) for i in range(layers[level])]
+            self.stages.append(nn.ModuleList(blocks))
+            prev = width if layers[level] > 0 else prev
+            if level > 0:
+                self.ups.append(Upsample(prev, temporal_upsample[level - 1]))
+        self.norm_out = ChannelRMSNorm(prev)
+        self.conv_out = CausalConv3d(prev, out_channels, 3)
+
+    def forward(self, z: Tensor, ctx: ChunkContext | None = None) -> Tensor:
+        """z: (B, Cz, t, h, w) -> (B, 3, T, h * s, w * s)."""
+        h = self.mid(self.conv_in(z, ctx), ctx)
+        for i, stage in enumerate(self.stages):
+            for block in stage:
+                h = block(h, ctx)
+            if i < len(self.ups):
+                h = self.ups[i](h, ctx)
+        return self.conv_out(F.silu(self.norm_out(h)), ctx)

@@ -1,0 +1,33 @@
+"""Shared fixtures: a micro PV-VAE (tens of thousands of parameters) for fast tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pvvae import PVVAE
+
+MICRO = dict(
+    latent_channels=8,
+    encoder_channels=(8, 8, 16, 16, 16),
+    encoder_layers=(1, 1, 1, 1, 1),
+    decoder_channels=(8, 8, 16, 16, 16),
+    decoder_layers=(1, 1, 1, 1, 1),
+)
+
+
+def make_micro_vae(seed: int = 0, **overrides) -> PVVAE:
+    """A randomly initialised t4s16 model small enough for sub-second tests."""
+    torch.manual_seed(seed)
+    return PVVAE(**{**MICRO, **overrides}).eval()
+
+
+@pytest.fixture
+def micro_vae() -> PVVAE:
+    return make_micro_vae()
+
+
+def random_video(b: int, t: int, h: int = 32, w: int = 32, seed: int = 0) -> torch.Tensor:
+    """Uniform pixels in [-1, 1], shape (b, 3, t, h, w)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 3, t, h, w, generator=g) * 2 - 1

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from pvvae.model.causal import CausalConv3d, ChunkContext
+
+
+def run_stream(conv: CausalConv3d, x: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    state, outs, start = None, [], 0
+    for n in sizes:
+        ctx = ChunkContext(state, n)
+        outs.append(conv(x[:, :, start : start + n], ctx))
+        state, start = ctx.next_state(), start + n
+    return torch.cat(outs, dim=2)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("sizes", [[1, 4, 4, 4, 4], [5, 12], [1, 1, 1, 14], [17]])
+def test_streaming_equals_whole_clip(stride, sizes):
+    torch.manual_seed(0)
+    conv = CausalConv3d(3, 4, 3, stride=(stride, 1, 1))
+    x = torch.randn(2, 3, 17, 6, 6)
+    whole = conv(x)
+    assert whole.shape[2] == (17 - 1) // stride + 1
+    torch.testing.assert_close(run_stream(conv, x, sizes), whole, atol=1e-5, rtol=0)
+
+
+def test_output_depends_only_on_past_frames():
+    torch.manual_seed(0)
+    conv = CausalConv3d(2, 2, 3)
+    x = torch.randn(1, 2, 9, 4, 4)
+    y = x.clone()
+    y[:, :, 5] += 1.0
+    diff = (conv(x) - conv(y)).abs().amax(dim=(0, 1, 3, 4))
+    assert torch.all(diff[:5] == 0) and torch.all(diff[5:8] > 0)
+
+
+def test_first_frame_is_replicated_not_zero_padded():
+    conv = CausalConv3d(1, 1, (3, 1, 1))
+    with torch.no_grad():
+        conv.conv.weight.fill_(1.0)
+        conv.conv.bias.zero_()
+    x = torch.full((1, 1, 1, 2, 2), 2.0)
+    assert torch.allclose(conv(x), torch.full((1, 1, 1, 2, 2), 6.0))
