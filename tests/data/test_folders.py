@@ -148,3 +148,15 @@ def test_manifest_without_labels_and_malformed(tmp_path):
     empty.write_text("path,label\n")
     with pytest.raises(ValueError, match="no files"):
         VideoManifestDataset(empty)
+
+
+def test_keyed_items_are_pure_functions_of_seed_index_and_key(video_tree):
+    ds = VideoFolderDataset(video_tree, num_frames=5, size=24, train=True, seed=3)
+    a = ds[(0, 11)]["video"]
+    _ = ds[0], ds[1]  # advancing the dataset's own stream does not matter
+    fresh = VideoFolderDataset(video_tree, num_frames=5, size=24, train=True, seed=3)
+    assert torch.equal(a, fresh[(0, 11)]["video"])
+    assert any(not torch.equal(a, ds[(0, key)]["video"]) for key in range(12, 16))
+    assert ds[(2, 0)]["path"].endswith("c3.mp4")  # skipping works for keyed items too
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, sampler=[(0, 11), (1, 4)])
+    assert torch.equal(next(iter(loader))["video"][0], a)

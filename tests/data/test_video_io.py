@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pvvae.data.samples import SAMPLE_VIDEOS, sample_video_path
+from pvvae.data.samples import sample_video_path
 from pvvae.data.synthetic import synthetic_clip
 from pvvae.data.video_io import (
     VideoReadError,
@@ -22,13 +22,6 @@ from pvvae.data.video_io import (
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB between two model-range videos (peak-to-peak 2)."""
     return float(10 * torch.log10(4.0 / ((a - b) ** 2).mean()))
-
-
-def test_sample_paths():
-    for name in SAMPLE_VIDEOS:
-        assert sample_video_path(name).is_file()
-    with pytest.raises(ValueError, match="bikes"):
-        sample_video_path("nope")
 
 
 def test_video_info_of_real_clips():

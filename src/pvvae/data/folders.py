@@ -22,6 +22,8 @@ DataLoader workers.
 Training randomness comes from the dataset's own ``torch.Generator`` seeded from ``seed``; in
 DataLoader workers it is reseeded per worker (automatically from the worker's seed, or with the
 rank mixed in by :func:`pvvae.data.loader.seed_worker`), so workers never share a stream.
+Alternatively a sampler can yield ``(index, key)`` pairs: the item's randomness is then seeded
+from ``(seed, key)`` alone, which makes a run exactly resumable from a sample position.
 """
 
 from __future__ import annotations
@@ -189,19 +191,32 @@ class SkippingDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int | str]:
+    def keyed_generator(self, key: int) -> torch.Generator:
+        """A fresh generator seeded from ``(seed, key)``, independent of any earlier draw."""
+        state = np.random.SeedSequence([self.seed, key]).generate_state(2)
+        return torch.Generator().manual_seed(int(state[0]) | int(state[1]) << 32)
+
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, torch.Tensor | int | str]:
         """``{"video": (3, T, H, W) float in [-1, 1], "label": int, "path": str}``.
 
-        When file ``index`` is unreadable, the next readable file's item is returned.
+        Args:
+            index: file index ``i``, or a pair ``(i, key)``: the training randomness of the item
+                then comes from :meth:`keyed_generator` ``(key)`` instead of the dataset's
+                stream, so an item is a pure function of ``(seed, i, key)`` (e.g. ``key`` = the
+                sample's position in the run, for exact resume whatever the workers).
+        Returns:
+            The item of file ``i``, or of the next readable file when ``i`` is unreadable.
         """
+        index, key = index if isinstance(index, tuple) else (index, None)
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} files")
+        generator = self.generator() if key is None else self.keyed_generator(key)
         for offset in range(len(self)):
             i = (index + offset) % len(self)
             if self._failed[i]:
                 continue
             try:
-                video = self.load(self.paths[i], self.generator())
+                video = self.load(self.paths[i], generator)
             except self.read_errors as err:
                 self._mark_failed(i, err)
                 continue

@@ -425,7 +425,7 @@ class SyntheticVideoDataset(Dataset):
     """
 
     num_classes: int = len(SHAPE_KINDS)
-    class_names: tuple[str, ...] = SHAPE_KINDS
+    classes: tuple[str, ...] = SHAPE_KINDS  # label -> name, as in the folder datasets
 
     def __init__(
         self,
