@@ -32,6 +32,12 @@ Videos = torch.Tensor | Iterable[torch.Tensor]
 SQRTM_FALLBACK_EPS = 1e-6
 
 
+def _as_float64(features: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(features, torch.Tensor):
+        features = features.detach().cpu().numpy()
+    return np.asarray(features, dtype=np.float64)
+
+
 def feature_statistics(
     features: torch.Tensor | np.ndarray, unbiased_covariance: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +50,7 @@ def feature_statistics(
     Returns:
         mu (D,) and sigma (D, D), float64 numpy arrays.
     """
-    x = np.asarray(features, dtype=np.float64)
+    x = _as_float64(features)
     mu = x.mean(axis=0)
     centered = x - mu
     divisor = x.shape[0] - 1 if unbiased_covariance else x.shape[0]
@@ -107,7 +113,7 @@ def kvd_from_features(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray
     Returns:
         The MMD^2 estimate in float64 (can be slightly negative for matching sets).
     """
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    x, y = _as_float64(x), _as_float64(y)
     m, n, d = x.shape[0], y.shape[0], x.shape[1]
     if m < 2 or n < 2:
         raise ValueError("KVD needs at least 2 samples in each set")
