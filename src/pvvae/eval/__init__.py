@@ -1,1 +1,46 @@
-"""Evaluation suite of pvvae."""
+"""Evaluation suite of pvvae: the metrics of the seed's tables (section 4.1).
+
+Reconstruction (Table 2): per-frame PSNR / SSIM / LPIPS (AlexNet) averaged over frames and
+videos, and rFVD. Generation (Table 1): FVD and KVD on Kinetics-400 I3D logits, IS with the
+UCF101 C3D. All video inputs are float tensors (N, 3, T, H, W) in [-1, 1].
+
+Names are resolved lazily so that ``import pvvae.eval`` loads no network and no scipy.
+
+Example::
+
+    from pvvae.eval import compute_fvd, compute_psnr, load_i3d
+    i3d = load_i3d("cuda")
+    fvd = compute_fvd(real_videos, reconstructions, model=i3d)  # StyleGAN-V/Latte variant
+    psnr = compute_psnr(reconstructions, real_videos)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "pvvae.eval.metrics.psnr_ssim": (
+        "psnr_frames", "ssim_frames", "video_psnr", "video_ssim", "compute_psnr", "compute_ssim",
+    ),
+    "pvvae.eval.metrics.lpips": ("LPIPS", "video_lpips"),
+    "pvvae.eval.metrics.i3d": ("I3D", "load_i3d", "i3d_logits", "kinetics400_labels"),
+    "pvvae.eval.metrics.fvd": (
+        "compute_fvd", "compute_kvd", "compute_fvd_kvd", "frechet_distance",
+        "feature_statistics", "fvd_from_features", "kvd_from_features",
+    ),
+    "pvvae.eval.metrics.inception": (
+        "C3D", "load_c3d", "c3d_probs", "compute_is", "inception_score_from_probs",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name in _MODULE_OF:
+        return getattr(importlib.import_module(_MODULE_OF[name]), name)
+    raise AttributeError(f"module 'pvvae.eval' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
