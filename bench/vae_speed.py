@@ -1,0 +1,191 @@
+"""VAE inference speed and memory: PV-VAE (``paper`` preset) against the Wan2.1 / Wan2.2 VAEs.
+
+Issue 2, section 8; the seed's Table 2 reports ISpeed / IMem (batch 4 of 17x256x256, 50
+warm-up and 100 timed steps on one GPU): PV-VAE 0.69 it/s and 7.97 GiB against Wan2.2's
+0.58 it/s and 9.36 GiB. Targets: >= 1.2x Wan2.2's throughput and <= 0.85x its peak memory;
+streaming 17 -> 129 frames keeps peak memory flat (<= 1.1x).
+
+All models have random weights (speed and memory do not depend on the values) and run in one
+process on the same input. Each model runs as shipped: diffusers' Wan VAEs stream in chunks
+of 1, 4, 4, ... frames with their feature cache; PV-VAE streams in chunks of 4 latent frames.
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset per measurement); on the CPU
+the peak resident set size of this process (VmHWM, reset per measurement through
+``/proc/self/clear_refs``), minus the resident size before the call, i.e. the extra memory
+the call needed on top of the loaded model and input.
+
+    python bench/vae_speed.py                       # CPU defaults: batch 1, 17x128x128
+    python bench/vae_speed.py --device cuda --size 256 --batch 4 --warmup 50 --repeats 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+GIB = 1024**3
+WAN22 = dict(
+    base_dim=160,
+    decoder_base_dim=256,
+    z_dim=48,
+    is_residual=True,
+    patch_size=2,
+    scale_factor_spatial=16,
+    in_channels=12,
+    out_channels=12,
+)
+
+
+def build(name: str) -> torch.nn.Module:
+    """Randomly initialised model ``name``: paper | tiny | t4s8c16 | wan2.1 | wan2.2."""
+    if name.startswith("wan"):
+        from diffusers import AutoencoderKLWan
+
+        return AutoencoderKLWan(**(WAN22 if name == "wan2.2" else {}))
+    from pvvae import PVVAE
+
+    return PVVAE.from_preset(name)
+
+
+def encode_decode(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    z = model.encode(x).latent_dist.mode()
+    return model.decode(z).sample
+
+
+def _rss_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+class PeakMemory:
+    """Extra peak memory of the code inside ``with`` (see module docstring)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak = 0
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+        else:
+            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+            self.base = _rss_bytes("VmRSS")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self.base
+        else:
+            self.peak = _rss_bytes("VmHWM") - self.base
+
+
+def measure(model, x: torch.Tensor, warmup: int, repeats: int) -> dict:
+    """Clips/s of encode + decode and the peak extra memory of one call."""
+    device = x.device
+    with torch.no_grad():
+        for _ in range(warmup):
+            encode_decode(model, x)
+        with PeakMemory(device) as mem:
+            encode_decode(model, x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            encode_decode(model, x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = (time.perf_counter() - start) / repeats
+    return {
+        "seconds_per_call": seconds,
+        "clips_per_s": x.shape[0] / seconds,
+        "peak_gib": mem.peak / GIB,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--models", nargs="+", default=["paper", "wan2.1", "wan2.2"])
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--frames", type=int, default=17)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--stream-frames", type=int, nargs="*", default=[17, 65, 129])
+    p.add_argument("--stream-size", type=int, default=64, help="frame size of the streaming runs")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--out", default="bench/results/vae_speed.json")
+    args = p.parse_args()
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    torch.manual_seed(0)
+    x = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=device) * 2 - 1
+    x = x.to(dtype)
+    results: dict = {"config": vars(args), "models": {}, "streaming": {}}
+    for name in args.models:
+        model = build(name).to(device, dtype).eval()
+        params = sum(q.numel() for q in model.parameters())
+        r = measure(model, x, args.warmup, args.repeats)
+        results["models"][name] = {"params_m": params / 1e6, **r}
+        print(
+            f"{name:8s} {params / 1e6:7.1f}M  {r['clips_per_s']:.4f} clips/s  "
+            f"{r['seconds_per_call']:.2f} s/call  peak +{r['peak_gib']:.2f} GiB",
+            flush=True,
+        )
+        del model
+    if args.stream_frames:
+        model = build("paper").to(device, dtype).eval()
+        for frames in args.stream_frames:
+            xs = torch.rand(1, 3, frames, args.stream_size, args.stream_size, device=device)
+            r = measure(model, xs.to(dtype) * 2 - 1, warmup=0, repeats=1)
+            results["streaming"][frames] = r
+            print(f"paper streaming {frames:4d} frames: peak +{r['peak_gib']:.3f} GiB", flush=True)
+    print_table(results)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+
+
+def print_table(results: dict) -> None:
+    cfg = results["config"]
+    models = results["models"]
+    print(
+        f"\nencode + decode, batch {cfg['batch']} x {cfg['frames']}x{cfg['size']}x{cfg['size']}, "
+        f"{cfg['device']}, {cfg['dtype']}"
+    )
+    print("| model | params (M) | clips/s | s/call | peak extra memory (GiB) |")
+    print("|---|---|---|---|---|")
+    for name, r in models.items():
+        print(
+            f"| {name} | {r['params_m']:.1f} | {r['clips_per_s']:.4f} | "
+            f"{r['seconds_per_call']:.2f} | {r['peak_gib']:.2f} |"
+        )
+    if "paper" in models and "wan2.2" in models:
+        speed = models["paper"]["clips_per_s"] / models["wan2.2"]["clips_per_s"]
+        mem = models["paper"]["peak_gib"] / max(models["wan2.2"]["peak_gib"], 1e-9)
+        print(
+            f"\npaper vs wan2.2: throughput x{speed:.2f} (target >= 1.2), "
+            f"peak memory x{mem:.2f} (target <= 0.85)"
+        )
+    if results["streaming"]:
+        peaks = {f: r["peak_gib"] for f, r in results["streaming"].items()}
+        first, last = peaks[min(peaks)], peaks[max(peaks)]
+        print(
+            "streaming peak memory (GiB): "
+            + ", ".join(f"{f} frames {v:.3f}" for f, v in peaks.items())
+            + f"; ratio {max(peaks)}/{min(peaks)} frames = {last / max(first, 1e-9):.2f} "
+            "(target <= 1.1)"
+        )
+
+
+if __name__ == "__main__":
+    main()
