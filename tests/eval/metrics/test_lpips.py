@@ -9,6 +9,7 @@ from pvvae.eval.metrics.lpips import (
     BACKBONES,
     LPIPS,
     alexnet_features,
+    compute_lpips,
     default_backbone_path,
     lpips_heads_path,
     vgg16_features,
@@ -117,6 +118,7 @@ def test_video_helper_averages_frames(random_alex):
         per_video = video_lpips(random_alex, x, y, frames_per_batch=4)
         frame = [[random_alex(x[:, :, t], y[:, :, t])[n] for t in range(3)] for n in range(2)]
     torch.testing.assert_close(per_video, torch.tensor(frame).mean(1), rtol=1e-5, atol=1e-7)
+    assert compute_lpips(random_alex, x, y) == pytest.approx(per_video.mean().item(), rel=1e-5)
 
 
 def test_gradients_reach_inputs_not_parameters(random_alex):

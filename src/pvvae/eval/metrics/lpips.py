@@ -302,3 +302,20 @@ def video_lpips(
     starts = range(0, frames_x.shape[0], step)
     scores = torch.cat([model(frames_x[i : i + step], frames_y[i : i + step]) for i in starts])
     return rearrange(scores, "(n t) -> n t", n=n).mean(dim=1)  # (N * T,) -> (N,)
+
+
+def compute_lpips(
+    model: LPIPS, x: torch.Tensor, y: torch.Tensor, frames_per_batch: int | None = None
+) -> float:
+    """LPIPS over a batch of videos: the mean over all frames of all videos (no gradient).
+
+    Args:
+        model: an :class:`LPIPS` module (AlexNet for the video-VAE tables).
+        x, y: (N, 3, T, H, W) videos in [-1, 1].
+        frames_per_batch: see :func:`video_lpips`.
+
+    Returns:
+        Mean per-frame LPIPS.
+    """
+    with torch.no_grad():
+        return video_lpips(model, x, y, frames_per_batch).mean().item()
