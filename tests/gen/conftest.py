@@ -1,0 +1,40 @@
+"""Shared fixtures of the generation tests: a micro VAE with latent statistics and a small
+latent cache of synthetic clips built with it (17x32x32 clips -> latents (8, 5, 2, 2))."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pvvae.gen.cache import CacheSpec, build_video_dataset, cache_latents
+from tests.conftest import make_micro_vae
+
+NUM_CLIPS, FRAMES, SIZE = 6, 17, 32
+
+
+def micro_vae_with_stats():
+    """The micro VAE with non-trivial latents_mean/std, so normalisation is exercised."""
+    vae = make_micro_vae()
+    c = vae.config.latent_channels
+    vae.set_latent_stats([0.05 * i for i in range(c)], [0.5 + 0.1 * i for i in range(c)])
+    return vae
+
+
+def build_cache(out: Path, shard_size: int = 4, dtype: str = "float32", store_std: bool = True):
+    """Cache NUM_CLIPS synthetic clips with the micro VAE at ``out``; returns (vae, spec)."""
+    vae = micro_vae_with_stats()
+    spec = CacheSpec(vae="micro", data="synthetic", num_frames=FRAMES, size=SIZE,
+                     num_clips=NUM_CLIPS, shard_size=shard_size, dtype=dtype,
+                     store_std=store_std)
+    dataset = build_video_dataset("synthetic", FRAMES, SIZE, num_clips=NUM_CLIPS)
+    cache_latents(vae, dataset, out, spec, batch_size=3, progress=False)
+    return vae, spec
+
+
+@pytest.fixture(scope="session")
+def latent_cache(tmp_path_factory) -> Path:
+    """A float32 cache with std (shared by the train/sample/eval tests; do not modify)."""
+    out = tmp_path_factory.mktemp("gen") / "cache"
+    build_cache(out)
+    return out
