@@ -1,11 +1,20 @@
 """Checkpoints of a run: ``runs/NAME/checkpoints/step-NNNNNNN/``.
 
-Each checkpoint folder holds the model in diffusers layout (``config.json`` +
-``diffusion_pytorch_model.safetensors``, loadable with ``PVVAE.from_pretrained``) and
-``train_state.pt`` (optimizer, scheduler, step, RNG states), read back with
-``torch.load(weights_only=True)``. A checkpoint is written into a hidden temporary folder and
-renamed into place, so an interrupted write never replaces or corrupts a good checkpoint;
-only the last ``keep_last`` are kept.
+Layout of one checkpoint folder::
+
+    config.json, diffusion_pytorch_model.safetensors   the model, diffusers layout
+    ema/config.json, ema/diffusion_pytorch_model.safetensors   EMA weights (when kept)
+    <name>.safetensors                                 other weights (e.g. discriminator)
+    train_state.pt                                     optimizers, schedulers, step, RNG
+                                                       states, data position, config
+
+Model and EMA folders load with ``PVVAE.from_pretrained`` (and :func:`load_model`, which
+prefers the EMA weights: they are the ones to evaluate and export). ``train_state.pt``
+holds only tensors and plain Python values and is read back with
+``torch.load(weights_only=True)``. A checkpoint is written into a hidden temporary folder
+that is renamed into place, so a crash or kill during the write never replaces or corrupts
+a good checkpoint; only the last ``keep_last`` are kept. Nothing here is specific to the
+VAE: any module with diffusers' ``save_config`` (or none) can be saved this way.
 """
 
 from __future__ import annotations
@@ -13,15 +22,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-
-from pvvae.model.autoencoder import PVVAE
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 STATE_FILE = "train_state.pt"
+WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"  # diffusers' name
+EMA_DIR = "ema"
 
 
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
@@ -34,27 +46,73 @@ def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint of a run, or None."""
     dirs = checkpoint_dirs(run_dir)
     return dirs[-1] if dirs else None
+
+
+def checkpoint_step(checkpoint: str | Path) -> int:
+    """The step number of a ``step-NNNNNNN`` folder."""
+    m = _STEP_DIR.match(Path(checkpoint).name)
+    if m is None:
+        raise ValueError(f"{checkpoint} is not a step-NNNNNNN checkpoint folder")
+    return int(m.group(1))
+
+
+def cpu_state_dict(module: nn.Module) -> dict[str, Tensor]:
+    """Detached contiguous CPU copies of ``module.state_dict()`` (not for FSDP shards)."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
+
+
+def write_pretrained(folder: Path, model: nn.Module, weights: Mapping[str, Tensor]) -> None:
+    """Write ``weights`` in diffusers layout, with ``model``'s config.json when it has one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "save_config"):
+        model.save_config(folder)
+    save_file(_contiguous(weights), folder / WEIGHTS_FILE, metadata={"format": "pt"})
+
+
+def _contiguous(weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
 
 
 def save_checkpoint(
     run_dir: str | Path,
     step: int,
-    model: PVVAE,
+    model: nn.Module,
     train_state: dict[str, Any] | None = None,
     keep_last: int = 2,
+    *,
+    weights: Mapping[str, Tensor] | None = None,
+    ema_weights: Mapping[str, Tensor] | None = None,
+    extra_weights: Mapping[str, Mapping[str, Tensor]] | None = None,
 ) -> Path:
-    """Atomically write checkpoint ``step`` and prune old ones. Returns its folder."""
+    """Atomically write checkpoint ``step`` and prune old ones. Returns its folder.
+
+    Args:
+        run_dir: the run folder; checkpoints go to ``run_dir/checkpoints/step-NNNNNNN``.
+        step: training step (the folder name).
+        model: source of config.json (diffusers ``save_config``) and, unless ``weights`` is
+            given, of the weights.
+        train_state: tensors and plain values for ``train_state.pt``.
+        keep_last: how many checkpoints to keep (<= 0: all).
+        weights: the model's full state dict (e.g. gathered from FSDP shards).
+        ema_weights: EMA state dict, saved as ``ema/`` in the model's layout.
+        extra_weights: name -> state dict, saved as ``name.safetensors``.
+    """
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(root)
     final = root / f"step-{step:07d}"
     tmp = root / f".tmp-step-{step:07d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    write_pretrained(tmp, model, weights if weights is not None else cpu_state_dict(model))
+    if ema_weights is not None:
+        write_pretrained(tmp / EMA_DIR, model, ema_weights)
+    for name, state in (extra_weights or {}).items():
+        save_file(_contiguous(state), tmp / f"{name}.safetensors")
     if train_state is not None:
         torch.save(train_state, tmp / STATE_FILE)
-    _fsync_dir(tmp)
+    _fsync_tree(tmp)
     if final.exists():  # re-saving the same step: move the old one aside first
         old = root / f".old-step-{step:07d}-{os.getpid()}"
         os.replace(final, old)
@@ -62,15 +120,35 @@ def save_checkpoint(
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, final)
+    _fsync_dir(root)
     for stale in checkpoint_dirs(run_dir)[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(stale, ignore_errors=True)
     return final
 
 
+def _remove_leftovers(root: Path) -> None:
+    """Delete temporary folders left by writes that crashed or were killed."""
+    for p in root.iterdir():
+        if p.name.startswith((".tmp-step-", ".old-step-")):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _fsync_tree(path: Path) -> None:
+    for f in path.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+
+
 def _fsync_dir(path: Path) -> None:
-    for f in path.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # platforms without directory file descriptors
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -87,9 +165,28 @@ def resolve_checkpoint(path: str | Path) -> Path:
     )
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> PVVAE:
-    """Load a ``PVVAE`` from any path accepted by :func:`resolve_checkpoint`."""
-    return PVVAE.from_pretrained(resolve_checkpoint(path)).to(device).eval()
+def model_folder(path: str | Path, use_ema: bool = True) -> Path:
+    """The folder :func:`load_model` reads: the EMA one when present and ``use_ema``."""
+    folder = resolve_checkpoint(path)
+    if use_ema and (folder / EMA_DIR / "config.json").is_file():
+        return folder / EMA_DIR
+    return folder
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True):
+    """Load a ``PVVAE`` (eval mode) from any path accepted by :func:`resolve_checkpoint`.
+
+    With ``use_ema`` (default) a checkpoint's EMA weights are loaded when it has them.
+    """
+    from pvvae.model.autoencoder import PVVAE
+
+    return PVVAE.from_pretrained(model_folder(path, use_ema)).to(device).eval()
+
+
+def load_weights(checkpoint: str | Path, name: str) -> dict[str, Tensor] | None:
+    """``name.safetensors`` of a checkpoint folder as a CPU state dict (None when absent)."""
+    file = Path(checkpoint) / f"{name}.safetensors"
+    return load_file(file) if file.is_file() else None
 
 
 def load_train_state(checkpoint: str | Path) -> dict[str, Any]:
