@@ -1,8 +1,11 @@
 """The experiment config of ``pvvae train``: one dataclass per component (YAML + overrides).
 
 Defaults are the seed's where it is specific (section 4.1: AdamW, lr 5e-5, linear warm-up,
-cosine decay by 10x; r = 1.0; learnable padding) and CPU-sized elsewhere (tiny preset,
-64x64 synthetic clips), so that ``pvvae train`` with no file runs anywhere.
+cosine decay by 10x; r = 1.0; learnable padding; section 3.2: GAN from step 5,000) and
+CPU-sized elsewhere (tiny preset, 64x64 synthetic clips, no LPIPS / GAN / EMA), so that
+``pvvae train`` with no file runs anywhere. The three stages of the seed (section 3.2,
+"Training") are ``train.stage`` = ``image`` / ``video`` / ``decoder``; ``configs/paper/`` holds
+the paper-scale recipe and ``configs/smoke/`` CPU-sized runs of each stage.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ class ModelConfig:
 
     preset: str = "tiny"
     overrides: dict[str, Any] = field(default_factory=dict)
-    init_from: str | None = None  # a checkpoint folder whose weights initialise the model
+    # A checkpoint folder, model folder or run folder (its latest checkpoint) whose weights
+    # initialise the model: how the stages chain (image -> video -> decoder).
+    init_from: str | None = None
+    init_from_ema: bool = True  # take init_from's EMA weights when it has them
 
     def build_kwargs(self) -> dict[str, Any]:
         """Constructor arguments; unknown override names raise :class:`ConfigError`."""
@@ -40,17 +46,68 @@ class ModelConfig:
 
 
 @dataclass
+class LpipsConfig:
+    """The LPIPS term of Eq. 1 (used when ``objective.loss.lambda_lpips > 0``).
+
+    The backbone (torchvision's ImageNet AlexNet / VGG16 ``features``) is read from
+    ``backbone_path``, else the torch hub cache, else downloaded when ``allow_download`` and
+    online; a missing file stops the run at start-up with the file name and where to put it.
+    ``pretrained_backbone: false`` keeps a random backbone: for tests and smoke runs only.
+    """
+
+    net: Literal["alex", "vgg"] = "vgg"  # VGG is the usual training loss (LDM, WF-VAE)
+    backbone_path: str | None = None
+    pretrained_backbone: bool = True
+    allow_download: bool = True
+    # Frames per clip that go through LPIPS, drawn at random each step (None: all frames).
+    # LPIPS costs about as much per frame as the VAE's decoder on CPU-sized models; a subset
+    # is an unbiased estimate of the per-frame mean at a fraction of the cost.
+    frames_per_clip: int | None = None
+
+
+@dataclass
+class GanConfig:
+    """The adversarial term of Eq. 1 with a 3D patch discriminator (pvvae.objectives.gan).
+
+    Used when ``objective.loss.lambda_gan > 0``, from ``start_step`` on (seed section 3.2:
+    step 5,000) and from step 0 in the ``decoder`` stage.
+    """
+
+    start_step: int = 5000
+    loss: Literal["hinge", "non_saturating"] = "hinge"
+    adaptive_weight: bool = True  # ||grad L_rec|| / ||grad L_gan|| at the decoder's last layer
+    max_adaptive_weight: float = 1e4
+    lecam_weight: float = 0.0  # LeCam regularisation (Tseng et al. 2021); VidTok uses it
+    lecam_decay: float = 0.999  # EMA decay of the LeCam anchors
+    channels: int = 64
+    num_layers: int = 3
+    lr: float | None = None  # None: optim.lr
+    betas: tuple[float, float] = (0.5, 0.9)  # the VQGAN / taming-transformers choice
+    weight_decay: float = 0.0
+    load_from_init: bool = True  # also load the discriminator of model.init_from when present
+
+
+@dataclass
 class ObjectiveConfig:
-    """Predictive reconstruction (seed section 3.1) and the loss weights of Eq. 1."""
+    """Predictive reconstruction (seed section 3.1) and the loss terms of Eq. 1."""
 
     max_drop_ratio: float = 1.0  # r; 0 is plain reconstruction (the baseline)
     sample_posterior: bool = True
     loss: LossWeights = field(default_factory=LossWeights)
+    lpips: LpipsConfig = field(default_factory=LpipsConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
 
 
 @dataclass
 class DataConfig:
-    """Training data. ``synthetic`` (default) needs no files."""
+    """Training data. ``synthetic`` (default) needs no files.
+
+    Resolutions: ``batch_sizes`` maps a square resolution to the per-rank batch size used
+    at it (seed section 3.2: "each process samples a varying number of images or videos
+    based on the resolution"); each step draws one resolution from a seeded schedule shared
+    by all ranks (``resolution_weights``, uniform when empty). Empty ``batch_sizes`` means
+    ``{size: batch_size}``.
+    """
 
     kind: Literal["synthetic", "video_folder", "video_manifest", "image_folder"] = "synthetic"
     root: str | None = None  # folder, or CSV file for video_manifest
@@ -61,6 +118,25 @@ class DataConfig:
     camera_pan: bool = True  # synthetic only
     batch_size: int = 2
     num_workers: int = 0
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+    resolution_weights: dict[int, float] = field(default_factory=dict)
+
+    def resolution_batch_sizes(self) -> dict[int, int]:
+        """{resolution: per-rank batch size}, checked; ``{size: batch_size}`` when unset."""
+        sizes = dict(self.batch_sizes) or {self.size: self.batch_size}
+        for res, b in sizes.items():
+            if int(res) <= 0 or int(res) % 16 or int(b) <= 0:
+                raise ConfigError(
+                    f"data.batch_sizes entry {res}: {b}: resolutions must be positive "
+                    "multiples of 16 and batch sizes positive"
+                )
+        unknown = sorted(set(self.resolution_weights) - set(sizes))
+        if unknown:
+            raise ConfigError(
+                f"data.resolution_weights names resolutions {unknown} that data.batch_sizes "
+                f"lacks ({sorted(sizes)})"
+            )
+        return {int(r): int(b) for r, b in sizes.items()}
 
 
 @dataclass
@@ -77,16 +153,29 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """Loop length, logging and checkpointing."""
+    """Stage, loop length, scale-out options, logging and checkpointing."""
 
     steps: int = 1000
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     out_dir: str = "runs"
     log_every: int = 10
     ckpt_every: int = 500
     keep_last: int = 2
     progress: bool = True
+    # Seed section 3.2: image pretraining (T = 1), video training with predictive
+    # reconstruction, decoder fine-tuning (encoder frozen, no dropping, GAN throughout).
+    stage: Literal["image", "video", "decoder"] = "video"
+    resume: bool = False  # continue from the run's latest checkpoint (pvvae train --resume)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of forward passes
+    gradient_checkpointing: bool = False  # recompute residual blocks in the backward pass
+    compile: bool = False  # torch.compile the encoder, decoder and discriminator
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # under torchrun; fsdp: FSDP2 fully_shard
+    ema: bool = False  # keep an EMA of the weights (saved; used for eval/export)
+    ema_decay: float = 0.999
+    image_every: int = 0  # TensorBoard reconstruction/prediction strips every N steps; 0: off
+    tensorboard: bool = True
+    max_nonfinite: int = 20  # stop after this many consecutive NaN/Inf steps
 
 
 @dataclass
@@ -99,3 +188,26 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def validate(cfg: ExperimentConfig) -> None:
+    """Cross-field checks that one dataclass cannot make; raises :class:`ConfigError`."""
+    data, stage = cfg.data, cfg.train.stage
+    data.resolution_batch_sizes()  # raises on bad entries
+    if data.kind != "synthetic" and not data.root:
+        raise ConfigError(f"data.kind={data.kind} needs data.root (a folder or CSV manifest)")
+    frames = 1 if data.kind == "image_folder" else data.num_frames
+    if stage == "image" and frames != 1:
+        raise ConfigError(
+            "train.stage=image trains on single frames (T = 1): use data.kind=image_folder, "
+            f"or data.num_frames=1 with synthetic data (got {frames} frames)"
+        )
+    if stage != "image" and data.kind == "image_folder":
+        raise ConfigError(f"train.stage={stage} needs video data, not data.kind=image_folder")
+    per_clip = cfg.objective.lpips.frames_per_clip
+    if per_clip is not None and per_clip < 1:
+        raise ConfigError("objective.lpips.frames_per_clip must be >= 1 or null")
+    if cfg.train.max_nonfinite < 1 or cfg.train.steps < 0:
+        raise ConfigError("train.max_nonfinite must be >= 1 and train.steps >= 0")
+    if not 0.0 <= cfg.train.ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.train.ema_decay}")

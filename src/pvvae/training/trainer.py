@@ -1,24 +1,44 @@
-"""The training loop of ``pvvae train`` (single process; seed sections 3.1-3.2 and 4.1).
+"""The training loop of ``pvvae train`` (seed sections 3.1, 3.2 and 4.1).
 
-One step: draw k (predictive reconstruction), encode the observed prefix, pad, decode the
-whole clip, compose Eq. 1, take an AdamW step on the warm-up + cosine schedule. The loop
-around it logs JSON lines and a progress bar and writes atomic checkpoints under
-``runs/NAME/``.
+One step (:func:`train_step`):
+
+1. draw k, the dropped groups (section 3.1; always 0 in the ``image`` and ``decoder``
+   stages), encode the observed prefix, pad, decode the whole clip;
+2. generator update: Eq. 1, lambda_rec (MSE + Diff) + lambda_lpips LPIPS + lambda_gan
+   w_adapt L_GAN + lambda_kl KL, one AdamW step on the warm-up + cosine schedule;
+3. discriminator update (once the GAN is active): hinge loss (+ LeCam) on real clips and
+   the detached reconstructions, its own AdamW step;
+4. EMA update.
+
+A step whose loss or gradient norm is NaN/Inf on any rank is skipped on all ranks and
+counted; ``train.max_nonfinite`` consecutive ones stop the run with
+:class:`NonFiniteLossError` (no checkpoint is written during such a streak, so the last
+one holds good weights). The loop (:func:`train`) runs alone or under torchrun (see
+:mod:`pvvae.training.distributed`), logs on rank 0 and writes atomic checkpoints; with
+``train.resume`` it continues exactly from the latest one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from torch import Tensor
 
 from pvvae.config import save_config
-from pvvae.model.autoencoder import PVVAE
+from pvvae.model.distributions import DiagonalGaussian
+from pvvae.objectives.gan import (
+    adaptive_weight,
+    discriminator_loss,
+    generator_loss,
+    lecam_regularization,
+    update_anchor,
+)
 from pvvae.objectives.losses import (
     compose_loss,
     kl_loss,
@@ -26,128 +46,362 @@ from pvvae.objectives.losses import (
     mse_loss,
     observed_and_predicted_mse,
 )
-from pvvae.objectives.predictive import num_groups, predictive_reconstruction, sample_num_dropped
-from pvvae.training.checkpoint import load_model, save_checkpoint
-from pvvae.training.config import ExperimentConfig
-from pvvae.training.data import build_dataset, make_loader
-from pvvae.training.schedule import warmup_cosine
+from pvvae.objectives.perceptual import lpips_loss, sample_frames
+from pvvae.objectives.predictive import num_groups, sample_num_dropped
+from pvvae.training import distributed, parallel, seeding
+from pvvae.training.checkpoint import latest_checkpoint, save_checkpoint
+from pvvae.training.config import ExperimentConfig, validate
+from pvvae.training.data import build_training_dataset, make_loader
+from pvvae.training.distributed import resolve_device  # noqa: F401 (public re-export)
+from pvvae.training.monitor import RunLogger, frame_strip, peak_memory_gib
+from pvvae.training.state import (  # noqa: F401 (build_model: public re-export)
+    TrainState,
+    build_model,
+    build_state,
+    checkpoint_payload,
+    drop_ratio,
+    gan_active,
+    restore,
+)
+
+logger = logging.getLogger(__name__)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive steps with a NaN/Inf loss or gradient."""
 
 
-@dataclass
-class TrainState:
-    """Everything a training step reads or updates."""
-
-    model: PVVAE
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    cfg: ExperimentConfig
-    rng_k: torch.Generator  # draws k, on the CPU
-    rng_noise: torch.Generator  # posterior / padding noise, on the model's device
-    step: int = 0
+def autocast(state: TrainState) -> torch.autocast:
+    """bf16 autocast when ``train.precision == "bf16"`` (a no-op context otherwise)."""
+    enabled = state.cfg.train.precision == "bf16"
+    return torch.autocast(state.dist.device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def build_model(cfg: ExperimentConfig) -> PVVAE:
-    """The VAE of ``cfg.model``, initialised from ``init_from`` when given."""
-    model = PVVAE(**cfg.model.build_kwargs())
-    if cfg.model.init_from:
-        source = load_model(cfg.model.init_from)
-        try:
-            model.load_state_dict(source.state_dict())
-        except RuntimeError as e:
-            raise ValueError(
-                f"model.init_from={cfg.model.init_from} holds a model of another configuration "
-                f"than model.preset={cfg.model.preset!r} with {cfg.model.overrides}: {e}"
-            ) from e
-    return model
+def draw_k(state: TrainState, num_frames: int) -> int:
+    """k ~ U{0..floor((G - 1) r)} from (seed, step): the same on every rank (equal work)."""
+    groups = num_groups(num_frames, state.vae.temporal_compression)
+    g = seeding.generator(state.cfg.train.seed, seeding.DROP, state.step)
+    return sample_num_dropped(groups, drop_ratio(state.cfg), g)
 
 
-def train_step(state: TrainState, batch: dict[str, Any]) -> dict[str, float]:
-    """One optimisation step of predictive reconstruction. Returns scalar metrics."""
-    model, cfg = state.model, state.cfg
-    x = batch["video"].to(next(model.parameters()).device, non_blocking=True)  # (B, 3, 1+T, H, W)
-    groups = num_groups(x.shape[2], model.temporal_compression)
-    k = sample_num_dropped(groups, cfg.objective.max_drop_ratio, state.rng_k)
-    out = predictive_reconstruction(model, x, k, cfg.objective.sample_posterior, state.rng_noise)
-    terms = {
-        "mse": mse_loss(out.x_hat, x),
-        "diff": motion_loss(out.x_hat, x),
-        "kl": kl_loss(out.posterior),
-    }
-    loss = compose_loss(terms, cfg.objective.loss)
-    state.optimizer.zero_grad(set_to_none=True)
+def _apply_update(state: TrainState, loss: Tensor, optimizer, scheduler) -> float | None:
+    """Backward and a clipped optimizer step on all ranks; None (nothing done) when the loss
+    or the gradient norm is not finite on some rank."""
+    if not distributed.all_true(bool(torch.isfinite(loss.detach())), state.dist):
+        return None
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-    state.optimizer.step()
-    state.scheduler.step()
-    state.step += 1
-    metrics = {f"loss_{name}": float(v.detach()) for name, v in terms.items()}
-    metrics.update(observed_and_predicted_mse(out.x_hat.detach(), x, out.num_observed_frames))
-    metrics.update(loss=float(loss.detach()), grad_norm=float(grad_norm), k=k)
+    norm = parallel.to_float(torch.nn.utils.clip_grad_norm_(params, state.cfg.optim.grad_clip))
+    if not math.isfinite(norm):  # identical on all ranks: computed from reduced gradients
+        optimizer.zero_grad(set_to_none=True)
+        return None
+    optimizer.step()
+    scheduler.step()
+    return norm
+
+
+def generator_step(state: TrainState, x: Tensor, k: int, gan_on: bool) -> tuple[dict, Tensor]:
+    """The VAE update of Eq. 1 on clips x (B, 3, 1 + T, H, W). Returns (metrics, x_hat)."""
+    cfg, info, step = state.cfg, state.dist, state.step
+    noise = seeding.generator(cfg.train.seed, seeding.NOISE, step, info.rank, device=info.device)
+    with autocast(state):
+        x_hat, params = state.forward(x, k, cfg.objective.sample_posterior, noise)
+    x_hat = x_hat.float()  # (B, 3, 1 + T, H, W)
+    terms = {
+        "mse": mse_loss(x_hat, x),
+        "diff": motion_loss(x_hat, x),
+        "kl": kl_loss(DiagonalGaussian(params.float())),
+    }
+    w = cfg.objective.loss
+    if state.lpips is not None:
+        g = seeding.generator(cfg.train.seed, seeding.LPIPS_FRAMES, step, info.rank)
+        frames = sample_frames(x.shape[2], cfg.objective.lpips.frames_per_clip, g)
+        with autocast(state):
+            terms["lpips"] = lpips_loss(state.lpips, x_hat, x, frames).float()
+    metrics: dict[str, float] = {}
+    if gan_on:
+        with autocast(state):
+            logits = state.discriminator(x_hat)  # frozen here: gradients reach x_hat only
+        g_adv = generator_loss(logits.float(), cfg.objective.gan.loss)
+        weight = _gan_weight(state, terms, g_adv)
+        terms["gan"] = weight * g_adv
+        metrics.update({"loss/gan_generator": float(g_adv.detach()), "gan/weight": float(weight)})
+    loss = compose_loss(terms, w)
+    norm = _apply_update(state, loss, state.optimizer, state.scheduler)
+    n_obs = x.shape[2] - k * state.vae.temporal_compression
+    metrics.update({f"loss/{name}": float(v.detach()) for name, v in terms.items()})
+    metrics.update(
+        {
+            f"mse/{key.removeprefix('mse_')}": v
+            for key, v in observed_and_predicted_mse(x_hat.detach(), x, n_obs).items()
+        }
+    )
+    metrics.update(
+        {"loss/total": float(loss.detach()), "step/k": k, "step/skipped": int(norm is None)}
+    )
+    if norm is not None:
+        metrics["grad_norm/vae"] = norm
+    _keep_preview(state, x, x_hat, n_obs)
+    return metrics, x_hat
+
+
+def _gan_weight(state: TrainState, terms: dict[str, Tensor], g_adv: Tensor) -> Tensor:
+    """Adaptive weight at the decoder's last layer, or 1 when disabled."""
+    gcfg, w = state.cfg.objective.gan, state.cfg.objective.loss
+    if not gcfg.adaptive_weight or not torch.isfinite(g_adv):
+        return g_adv.new_ones(())
+    rec = w.lambda_rec * (terms["mse"] + (terms["diff"] if w.motion_loss else 0.0))
+    if "lpips" in terms:
+        rec = rec + w.lambda_lpips * terms["lpips"]
+    # read after the forward pass: under FSDP this is the unsharded weight that was used
+    last_layer = state.vae.decoder.conv_out.conv.weight
+    return adaptive_weight(rec, g_adv, last_layer, gcfg.max_adaptive_weight)
+
+
+def discriminator_step(state: TrainState, x: Tensor, x_hat: Tensor) -> dict[str, float]:
+    """One discriminator update on real clips x and reconstructions x_hat (detached)."""
+    gcfg, info = state.cfg.objective.gan, state.dist
+    state.discriminator.requires_grad_(True)
+    with autocast(state):
+        logits = state.disc_forward(torch.cat([x, x_hat.detach()]))  # one pass: (2B, 1, ...)
+    real, fake = logits.float().chunk(2)
+    loss = discriminator_loss(real, fake, gcfg.loss)
+    means = distributed.all_reduce(torch.stack([real.mean(), fake.mean()]).detach(), info, "mean")
+    anchors = state.lecam_anchors
+    if gcfg.lecam_weight > 0:
+        anchors = [update_anchor(a, float(m), gcfg.lecam_decay) for a, m in zip(anchors, means)]
+        reg = lecam_regularization(real, fake, anchors[0], anchors[1])
+        loss = loss + gcfg.lecam_weight * reg
+    norm = _apply_update(state, loss, state.disc_optimizer, state.disc_scheduler)
+    state.discriminator.requires_grad_(False)
+    metrics = {
+        "loss/discriminator": float(loss.detach()),
+        "gan/logits_real": float(means[0]),
+        "gan/logits_fake": float(means[1]),
+        "step/disc_skipped": int(norm is None),
+    }
+    if norm is not None:
+        state.lecam_anchors = anchors  # anchors move only with applied updates
+        metrics["grad_norm/discriminator"] = norm
     return metrics
 
 
-def _make_state(cfg: ExperimentConfig, device: torch.device) -> TrainState:
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg).to(device).train()
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=cfg.optim.lr,
-        betas=tuple(cfg.optim.betas),
-        weight_decay=cfg.optim.weight_decay,
-    )
-    scheduler = warmup_cosine(
-        optimizer, cfg.optim.warmup_steps, cfg.train.steps, cfg.optim.min_lr_ratio
-    )
-    rng_k = torch.Generator().manual_seed(cfg.train.seed)
-    rng_noise = torch.Generator(device).manual_seed(cfg.train.seed + 1)
-    return TrainState(model, optimizer, scheduler, cfg, rng_k, rng_noise)
+def train_step(state: TrainState, batch: dict[str, Any], k: int | None = None) -> dict[str, float]:
+    """One training step (module docstring). Returns scalar metrics.
+
+    Args:
+        state: the run's state (mutated: weights, optimizers, counters, step).
+        batch: ``{"video": (B, 3, 1 + T, H, W) in [-1, 1], ...}``.
+        k: dropped groups; None draws it (benchmarks pass a fixed sequence).
+    """
+    x = batch["video"].to(state.dist.device, non_blocking=True)  # (B, 3, 1 + T, H, W)
+    if k is None:
+        k = draw_k(state, x.shape[2])
+    gan_on = gan_active(state.cfg, state.step)
+    lr = state.scheduler.get_last_lr()[0]
+    metrics, x_hat = generator_step(state, x, k, gan_on)
+    if gan_on:
+        metrics.update(discriminator_step(state, x, x_hat))
+    if not metrics["step/skipped"] and state.ema is not None:
+        state.ema.update(state.vae)
+    if metrics["step/skipped"] or metrics.get("step/disc_skipped", 0):
+        state.nonfinite_total += 1
+        state.nonfinite_consecutive += 1
+    else:
+        state.nonfinite_consecutive = 0
+    metrics["nonfinite/skipped_steps"] = state.nonfinite_total
+    metrics["data/resolution"] = x.shape[-1]
+    metrics["lr/vae"] = lr
+    state.step += 1
+    state.data_position += state.dist.world_size * x.shape[0]
+    return metrics
 
 
+def _keep_preview(state: TrainState, x: Tensor, x_hat: Tensor, n_obs: int) -> None:
+    every = state.cfg.train.image_every
+    if every > 0 and state.dist.is_main and (state.step + 1) % every == 0:
+        state.preview = (x[0].detach().cpu(), x_hat[0].detach().cpu(), n_obs)
+
+
+def preview_image(x: Tensor, x_hat: Tensor, n_obs: int) -> Tensor:
+    """Rows: input clip, output clip; predicted (dropped) frames carry a red top bar.
+
+    x, x_hat: (3, T, H, W) in [-1, 1] -> (3, 2H, T'W) in [0, 1].
+    """
+    out = x_hat.clamp(-1, 1).clone()
+    bar = max(out.shape[2] // 16, 1)
+    out[:, n_obs:, :bar] = torch.tensor([1.0, -1.0, -1.0]).view(3, 1, 1, 1)
+    return frame_strip([x, out])
+
+
+# ---------------------------------------------------------------------------- the loop
 def train(cfg: ExperimentConfig) -> Path:
-    """Run ``cfg`` to ``cfg.train.steps`` steps. Returns the run folder ``out_dir/name``."""
-    device = resolve_device(cfg.train.device)
+    """Run ``cfg`` to ``cfg.train.steps`` steps. Returns the run folder ``out_dir/name``.
+
+    Single process, or one rank of a torchrun job. With ``cfg.train.resume`` the run
+    continues from its latest checkpoint (a fresh start when there is none).
+    """
+    validate(cfg)
+    info = distributed.setup(cfg.train.device)
+    try:
+        return _train(cfg, info)
+    finally:
+        distributed.teardown(info)
+
+
+def _train(cfg: ExperimentConfig, info: distributed.DistInfo) -> Path:
     run_dir = Path(cfg.train.out_dir) / cfg.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    state = _make_state(cfg, device)
-    dataset = build_dataset(cfg.data, seed=cfg.train.seed)
-    loader = make_loader(dataset, cfg.data, seed=cfg.train.seed)
-    bar = tqdm(total=cfg.train.steps, desc=cfg.name, disable=not cfg.train.progress)
-    with open(run_dir / "log.jsonl", "a") as log:
-        start = time.perf_counter()
-        for batch in loader:
-            if state.step >= cfg.train.steps:
-                break
-            metrics = train_step(state, batch)
-            bar.update(1)
-            bar.set_postfix(loss=f"{metrics['loss']:.4f}", k=metrics["k"])
-            if state.step % cfg.train.log_every == 0 or state.step == cfg.train.steps:
-                elapsed = time.perf_counter() - start
-                record = {"step": state.step, "lr": state.scheduler.get_last_lr()[0], **metrics}
-                record["steps_per_s"] = state.step / max(elapsed, 1e-9)
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-            if state.step % cfg.train.ckpt_every == 0 or state.step == cfg.train.steps:
-                save_checkpoint(
-                    run_dir, state.step, state.model, _train_state(state), cfg.train.keep_last
-                )
-    bar.close()
+    resume_from = _prepare_run_dir(run_dir, cfg, info)
+    state = build_state(cfg, info)
+    if resume_from is not None:
+        restore(state, resume_from)
+        if info.is_main:
+            logger.info("resumed %s at step %d", resume_from, state.step)
+    if info.is_main:
+        _log_summary(state)
+    if state.step >= cfg.train.steps:
+        return run_dir
+    dataset = build_training_dataset(cfg.data, cfg.train.seed)
+    loader = make_loader(
+        dataset,
+        cfg.data,
+        cfg.train.seed,
+        info.rank,
+        info.world_size,
+        state.step,
+        state.data_position,
+        pin_memory=info.device.type == "cuda",
+    )
+    log = RunLogger(
+        run_dir,
+        info.is_main,
+        cfg.train.steps,
+        state.step,
+        cfg.train.tensorboard,
+        cfg.train.progress,
+        cfg.name,
+    )
+    try:
+        _loop(state, loader, dataset, log, run_dir)
+    finally:
+        log.close()
     return run_dir
 
 
-def _train_state(state: TrainState) -> dict[str, Any]:
-    return {
-        "step": state.step,
-        "optimizer": state.optimizer.state_dict(),
-        "scheduler": state.scheduler.state_dict(),
-        "rng_k": state.rng_k.get_state(),
-        "rng_noise": state.rng_noise.get_state(),
-        "rng_torch": torch.get_rng_state(),
-    }
+def _loop(state: TrainState, loader, dataset, log: RunLogger, run_dir: Path) -> None:
+    cfg, info = state.cfg, state.dist
+    tick, tick_step, samples = time.perf_counter(), state.step, 0
+    for batch in loader:
+        metrics = train_step(state, batch)
+        samples += info.world_size * batch["video"].shape[0]
+        step = state.step
+        log.progress(1, loss=f"{metrics['loss/total']:.4f}", k=metrics["step/k"])
+        if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+            elapsed = max(time.perf_counter() - tick, 1e-9)
+            metrics["perf/steps_per_s"] = (step - tick_step) / elapsed
+            metrics["perf/samples_per_s"] = samples / elapsed
+            metrics["perf/peak_memory_gib"] = peak_memory_gib(info.device)
+            metrics["data/skipped_files"] = _count_skipped(dataset, info)
+            log.scalars(step, metrics)
+            tick, tick_step, samples = time.perf_counter(), step, 0
+        if state.preview is not None:
+            log.image(step, "samples/input_output", preview_image(*state.preview))
+            state.preview = None
+        _check_nonfinite(state, run_dir)
+        due = step % cfg.train.ckpt_every == 0 or step == cfg.train.steps
+        if due and state.nonfinite_consecutive == 0:
+            save(state, run_dir)
+        if step >= cfg.train.steps:
+            break
+
+
+def save(state: TrainState, run_dir: Path) -> Path | None:
+    """Write a checkpoint of ``state`` (collective; rank 0 writes). Returns its folder."""
+    payload = checkpoint_payload(state)
+    folder = None
+    if state.dist.is_main:
+        folder = save_checkpoint(
+            run_dir, state.step, state.vae, keep_last=state.cfg.train.keep_last, **payload
+        )
+        logger.info("saved checkpoint %s", folder)
+    distributed.barrier(state.dist)
+    return folder
+
+
+def _check_nonfinite(state: TrainState, run_dir: Path) -> None:
+    limit = state.cfg.train.max_nonfinite
+    if state.nonfinite_consecutive >= limit:
+        last = latest_checkpoint(run_dir)
+        raise NonFiniteLossError(
+            f"{limit} consecutive steps (up to step {state.step}) had a NaN/Inf loss or "
+            f"gradient and were skipped ({state.nonfinite_total} in total). The last good "
+            f"checkpoint is {last}. Lower optim.lr, raise optim.warmup_steps, use "
+            "train.precision=fp32 or check the data, then resume with --resume."
+        )
+
+
+def _count_skipped(dataset, info: distributed.DistInfo) -> int:
+    """Distinct unreadable files found so far over all ranks (collective)."""
+    paths = [str(p) for p in getattr(dataset, "skipped_paths", [])]
+    found = set().union(*distributed.all_gather_object(paths, info))
+    if found and info.is_main:
+        logger.warning("%d unreadable file(s) skipped so far", len(found))
+    return len(found)
+
+
+def _prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, info) -> Path | None:
+    """Create the run folder, save the config; returns the checkpoint to resume or None.
+
+    A fresh run into a folder that already holds a run moves the old checkpoints, log and
+    TensorBoard events aside to ``superseded-<time>/`` (nothing is deleted).
+    """
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (cfg.train.resume and latest_checkpoint(run_dir) is not None):
+            _supersede(run_dir)
+        save_config(cfg, run_dir / "config.yaml")
+    distributed.barrier(info)
+    return latest_checkpoint(run_dir) if cfg.train.resume else None
+
+
+def _supersede(run_dir: Path) -> None:
+    old = [
+        p for p in (run_dir / "checkpoints", run_dir / "log.jsonl", run_dir / "tb") if p.exists()
+    ]
+    if not old:
+        return
+    dest = run_dir / time.strftime("superseded-%Y%m%d-%H%M%S")
+    dest.mkdir(exist_ok=True)
+    for p in old:
+        p.rename(dest / p.name)
+    logger.warning(
+        "fresh run in %s: the previous run's files moved to %s (use --resume to "
+        "continue a run instead)",
+        run_dir,
+        dest,
+    )
+
+
+def _log_summary(state: TrainState) -> None:
+    total = sum(p.numel() for p in state.vae.parameters())
+    trainable = sum(p.numel() for p in state.vae.parameters() if p.requires_grad)
+    cfg = state.cfg
+    logger.info(
+        "%s: stage %s, %s preset (%.1fM parameters, %.1fM trained), %d rank(s) on %s, %s, %s",
+        cfg.name,
+        cfg.train.stage,
+        cfg.model.preset,
+        total / 1e6,
+        trainable / 1e6,
+        state.dist.world_size,
+        state.dist.device.type,
+        cfg.train.precision,
+        json.dumps(
+            {
+                "lpips": state.lpips is not None,
+                "gan": state.discriminator is not None,
+                "ema": state.ema is not None,
+            }
+        ),
+    )
