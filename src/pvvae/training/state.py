@@ -272,6 +272,8 @@ def restore(state: TrainState, checkpoint: Path) -> None:
     from safetensors.torch import load_file
 
     ts = load_train_state(checkpoint)
+    if state.dist.is_main:
+        _warn_config_changes(ts["config"], to_dict(state.cfg))
     parallel.load_model_state(state.vae, load_file(checkpoint / WEIGHTS_FILE))
     parallel.load_optimizer_state(state.forward, state.optimizer, ts["optimizer"], state.sharded)
     state.scheduler.load_state_dict(ts["scheduler"])
@@ -296,6 +298,40 @@ def restore(state: TrainState, checkpoint: Path) -> None:
             "uses the global RNG)",
             int(ts["world_size"]),
             state.dist.world_size,
+        )
+
+
+# keys that may change between a run and its resumption without breaking exactness
+_RESUME_FREE = {
+    "train.resume",
+    "train.steps",
+    "train.progress",
+    "train.log_every",
+    "train.ckpt_every",
+    "train.keep_last",
+    "train.image_every",
+    "train.tensorboard",
+    "data.num_workers",
+}
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flatten(v, key + ".") if isinstance(v, dict) and k != "overrides" else {key: v})
+    return out
+
+
+def _warn_config_changes(saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """Log the config keys that differ from the checkpoint's (the resume may not be exact)."""
+    a, b = _flatten(saved), _flatten(current)
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in _RESUME_FREE)
+    if changed:
+        logger.warning(
+            "resuming with a config that differs from the checkpoint's in %s: the run "
+            "continues, but not exactly as the original would have",
+            ", ".join(f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in changed),
         )
 
 
