@@ -38,3 +38,15 @@ def latent_cache(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gen") / "cache"
     build_cache(out)
     return out
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread: the tensors here are tiny, and on a shared 2-core machine extra
+    threads only spin (measured 30x slower training steps)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
