@@ -50,3 +50,26 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def micro_vae_dir(tmp_path_factory) -> Path:
+    """The micro VAE (with statistics) saved as a model folder, for ``--vae``."""
+    out = tmp_path_factory.mktemp("vae") / "micro"
+    micro_vae_with_stats().save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(latent_cache, tmp_path_factory) -> Path:
+    """A class-conditional tiny Latte trained for 2 steps on ``latent_cache`` (with EMA)."""
+    from pvvae.config import load_config
+    from pvvae.gen.train import GenExperimentConfig, train
+
+    out = tmp_path_factory.mktemp("runs")
+    cfg = load_config(GenExperimentConfig, None, [
+        f"data.cache={latent_cache}", f"train.out_dir={out}", "name=run", "train.steps=2",
+        "train.device=cpu", "train.progress=false", "train.tensorboard=false",
+        "train.global_batch_size=2", "train.ckpt_every=2",
+    ])
+    return train(cfg)

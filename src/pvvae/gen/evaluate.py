@@ -1,0 +1,380 @@
+"""Generation metrics of seed Table 1: gFVD and KVD (I3D), IS (C3D) of generated videos.
+
+``pvvae gen eval`` (issue 5, section 4). Protocol (seed section 4.1; StyleGAN-V as used by
+Latte, see :mod:`pvvae.eval.metrics.fvd`): N generated clips (2048 in the seed) against N real
+clips, 16 frames each; FVD and KVD on the time-averaged Kinetics-400 I3D logits (StyleGAN-V
+FVD variant: biased covariance, ``scipy.linalg.sqrtm``); IS with the UCF101 C3D over 10
+splits when its weights are given (``--c3d-weights``; they ship in no package).
+
+Frames. The t4 VAEs decode ``1 + 4k`` frames (17 for 5 latent frames); the metric clips are
+the **first** ``num_frames`` (16) frames of each generated video, and the first 16 frames of
+each real video (``train=False`` datasets: first frames, centre crop), both at the generated
+resolution unless ``size`` says otherwise (the I3D resizes every frame to 224x224 anyway).
+
+Real clips: ``num_real`` (default N) distinct clips drawn uniformly without replacement from
+the real dataset with a seeded generator (all of them, in order, when it has exactly that
+many). Generated clips: sampled on the fly from a Latte checkpoint (labels uniformly random
+for class-conditional models, as Latte does) or read from a folder of mp4s (``pvvae gen
+sample`` output).
+
+KVD is reported as computed (the unbiased polynomial-kernel MMD^2 of the notes, no rescaling).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+NUM_FRAMES = 16  # StyleGAN-V / Latte / seed: 16-frame clips for FVD, KVD and IS
+
+
+@dataclass
+class GenerationMetrics:
+    """One row of seed Table 1.
+
+    Attributes:
+        method: name of the row (e.g. the VAE: "PV-VAE").
+        latent_config: ``tTsScC`` of the VAE (e.g. ``t4s16c64``).
+        dataset: dataset name of the column group (e.g. "UCF101", "RealEstate10K").
+        fvd, kvd: gFVD and KVD.
+        is_mean, is_std: Inception Score (None without C3D weights).
+        num_fake, num_real, num_frames: protocol sizes.
+        notes: free text (e.g. why IS is missing).
+    """
+
+    method: str
+    latent_config: str
+    dataset: str
+    fvd: float
+    kvd: float
+    is_mean: float | None
+    is_std: float | None
+    num_fake: int
+    num_real: int
+    num_frames: int
+    notes: str = ""
+
+
+def latent_config_name(vae) -> str:
+    """``tTsScC`` of a VAE (seed Table 1 notation), e.g. ``t4s16c64``."""
+    t, s = vae.temporal_compression, vae.spatial_compression
+    return f"t{t}s{s}c{vae.config.latent_channels}"
+
+
+def first_frames(videos: Tensor, num_frames: int) -> Tensor:
+    """(B, 3, T, H, W) -> (B, 3, num_frames, H, W), the first frames (error if T is short)."""
+    if videos.shape[2] < num_frames:
+        raise ValueError(f"clips have {videos.shape[2]} frames, the metrics need {num_frames}")
+    return videos[:, :, :num_frames]
+
+
+def real_clip_batches(
+    data: str,
+    num: int,
+    *,
+    num_frames: int = NUM_FRAMES,
+    size: int = 256,
+    frame_stride: int = 1,
+    synthetic_clips: int | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> Iterator[Tensor]:
+    """Yield batches (B, 3, num_frames, size, size) of ``num`` real clips (module docstring).
+
+    Args:
+        data: ``synthetic``, a video folder or a CSV manifest (see
+            :func:`pvvae.gen.cache.build_video_dataset`).
+        num: number of clips.
+        num_frames, size, frame_stride: clip layout.
+        synthetic_clips: length of the synthetic dataset (default ``num``).
+        seed: synthetic scene seed and the seed of the clip draw.
+        batch_size: clips per batch.
+    """
+    from pvvae.gen.cache import build_video_dataset
+
+    dataset = build_video_dataset(
+        data, num_frames, size, frame_stride, num_clips=synthetic_clips or num, seed=seed
+    )
+    if len(dataset) < num:
+        raise ValueError(f"{data} has {len(dataset)} clips, fewer than the {num} requested")
+    g = torch.Generator().manual_seed(seed)
+    order = range(num) if len(dataset) == num else torch.randperm(len(dataset), generator=g)[:num]
+    order = [int(i) for i in order]
+    for start in range(0, num, batch_size):
+        yield torch.stack([dataset[i]["video"] for i in order[start : start + batch_size]])
+
+
+def video_folder_batches(
+    folder: str | Path, num_frames: int, batch_size: int = 8
+) -> Iterator[Tensor]:
+    """Yield (B, 3, num_frames, H, W) batches of the mp4s of ``folder`` in name order."""
+    from pvvae.data.video_io import read_video, to_model_range
+
+    paths = sorted(Path(folder).glob("*.mp4"))
+    if not paths:
+        raise FileNotFoundError(f"no .mp4 file in {folder}")
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        clips = [to_model_range(read_video(p, 0, num_frames)) for p in chunk]  # (3, T, H, W)
+        yield first_frames(torch.stack(clips), num_frames)
+
+
+def video_features(
+    batches: Iterable[Tensor], i3d, c3d=None, num_frames: int = NUM_FRAMES
+) -> tuple[Tensor, Tensor | None]:
+    """I3D logits (and C3D probabilities) of video batches, in one pass over them.
+
+    Args:
+        batches: (B, 3, T >= num_frames, H, W) videos in [-1, 1].
+        i3d: a loaded I3D (:func:`pvvae.eval.metrics.i3d.load_i3d`).
+        c3d: a loaded C3D, or ``None``.
+        num_frames: frames kept per clip (the first ones).
+
+    Returns:
+        ``(logits (N, 400) float64, probs (N, 101) float64 or None)``.
+    """
+    from pvvae.eval.metrics.i3d import i3d_logits
+    from pvvae.eval.metrics.inception import c3d_probs
+
+    logits, probs = [], []
+    for batch in batches:
+        batch = first_frames(batch, num_frames)
+        logits.append(i3d_logits(batch, i3d, batch_size=len(batch)))
+        if c3d is not None:
+            probs.append(c3d_probs(batch, c3d, batch_size=len(batch)))
+    if not logits:
+        raise ValueError("no videos given")
+    return torch.cat(logits), (torch.cat(probs) if c3d is not None else None)
+
+
+def compute_generation_metrics(
+    fake: Iterable[Tensor],
+    real: Iterable[Tensor],
+    i3d,
+    *,
+    c3d=None,
+    num_frames: int = NUM_FRAMES,
+    is_splits: int = 10,
+    method: str = "",
+    latent_config: str = "",
+    dataset: str = "",
+) -> GenerationMetrics:
+    """gFVD, KVD (and IS with a C3D) of generated against real video batches.
+
+    Args:
+        fake, real: iterables of (B, 3, T, H, W) videos in [-1, 1].
+        i3d: the I3D; c3d: the UCF101 C3D or ``None`` (IS not computed, noted in ``notes``).
+        num_frames: frames per clip (16).
+        is_splits: IS splits (10 in the protocol; at most the number of samples).
+        method, latent_config, dataset: labels of the table row.
+    """
+    from pvvae.eval.metrics.fvd import fvd_from_features, kvd_from_features
+    from pvvae.eval.metrics.inception import inception_score_from_probs
+
+    fake_logits, fake_probs = video_features(fake, i3d, c3d, num_frames)
+    real_logits, _ = video_features(real, i3d, None, num_frames)
+    is_mean = is_std = None
+    notes = "IS not computed: pass --c3d-weights (UCF101 C3D)" if c3d is None else ""
+    if fake_probs is not None:
+        is_mean, is_std = inception_score_from_probs(fake_probs, min(is_splits, len(fake_probs)))
+    return GenerationMetrics(
+        method=method,
+        latent_config=latent_config,
+        dataset=dataset,
+        fvd=fvd_from_features(real_logits, fake_logits),
+        kvd=kvd_from_features(real_logits, fake_logits),
+        is_mean=is_mean,
+        is_std=is_std,
+        num_fake=len(fake_logits),
+        num_real=len(real_logits),
+        num_frames=num_frames,
+        notes=notes,
+    )
+
+
+def _fmt(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if std is None else f"{value:.2f} ± {std:.2f}"
+
+
+def table1_markdown(rows: Sequence[GenerationMetrics]) -> str:
+    """Markdown table in the layout of seed Table 1 (one column group per dataset).
+
+    Columns: Method, Latent config, then per dataset in first-seen order FVD, KVD and, for
+    datasets where some row has IS, IS. Missing cells are ``-``.
+    """
+    datasets: list[str] = []
+    for r in rows:
+        if r.dataset not in datasets:
+            datasets.append(r.dataset)
+    has_is = {d: any(r.is_mean is not None for r in rows if r.dataset == d) for d in datasets}
+    metrics = {d: ["FVD ↓", "KVD ↓"] + (["IS ↑"] if has_is[d] else []) for d in datasets}
+    top = ["Method", "Latent config"]
+    sub = ["", ""]
+    for d in datasets:
+        top += [d or "-"] + [""] * (len(metrics[d]) - 1)
+        sub += metrics[d]
+    lines = ["| " + " | ".join(top) + " |", "|" + "---|" * len(top), "| " + " | ".join(sub) + " |"]
+    methods: list[tuple[str, str]] = []
+    for r in rows:
+        if (r.method, r.latent_config) not in methods:
+            methods.append((r.method, r.latent_config))
+    for method, latent in methods:
+        cells = [method, latent]
+        for d in datasets:
+            row = next((r for r in rows if (r.method, r.latent_config, r.dataset) ==
+                        (method, latent, d)), None)
+            cells += [_fmt(row and row.fvd), _fmt(row and row.kvd)]
+            if has_is[d]:
+                cells.append(_fmt(row and row.is_mean, row and row.is_std))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(rows: Sequence[GenerationMetrics], out: str | Path) -> tuple[Path, Path]:
+    """Write ``out/gen_metrics.json`` (list of rows) and ``out/gen_metrics.md``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / "gen_metrics.json", out / "gen_metrics.md"
+    json_path.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    notes = sorted({r.notes for r in rows if r.notes})
+    caption = (
+        f"Generation metrics ({rows[0].num_fake} generated vs {rows[0].num_real} real clips of "
+        f"{rows[0].num_frames} frames; FVD: StyleGAN-V variant on I3D logits; KVD unscaled)."
+    )
+    md_path.write_text(caption + "\n\n" + table1_markdown(rows)
+                       + "".join(f"\n{n}\n" for n in notes))
+    return json_path, md_path
+
+
+def read_results(paths: Iterable[str | Path]) -> list[GenerationMetrics]:
+    """Rows of one or more ``gen_metrics.json`` files (to combine runs into one table)."""
+    rows = []
+    for p in paths:
+        rows += [GenerationMetrics(**r) for r in json.loads(Path(p).read_text())]
+    return rows
+
+
+def run_evaluation(
+    out: str | Path,
+    *,
+    real: str,
+    checkpoint: str | Path | None = None,
+    fake_dir: str | Path | None = None,
+    num: int = 2048,
+    vae_spec: str | None = None,
+    num_frames: int = NUM_FRAMES,
+    size: int | None = None,
+    synthetic_clips: int | None = None,
+    guidance_scale: float = 1.0,
+    num_steps: int = 100,
+    sampler: str = "euler",
+    batch_size: int = 8,
+    seed: int = 0,
+    device: str = "auto",
+    use_ema: bool = True,
+    c3d_weights: str | None = None,
+    method: str = "",
+    dataset: str = "",
+    progress: bool = True,
+) -> GenerationMetrics:
+    """``pvvae gen eval``: metrics of ``num`` generated clips against ``num`` real ones.
+
+    Generated clips come from ``checkpoint`` (sampled here with ``sampler``/``num_steps``/
+    ``guidance_scale``, uniformly random labels) or from the mp4s of ``fake_dir`` (the first
+    ``num`` in name order). Writes ``gen_metrics.json`` and ``gen_metrics.md`` into ``out``.
+
+    Args:
+        out: output folder.
+        real: real data (``synthetic``, video folder or CSV manifest).
+        size: real clip side (default: the generated clips' side).
+        synthetic_clips: size of the synthetic real dataset (default ``num``).
+        c3d_weights: UCF101 C3D weights for IS (None: IS skipped with a note).
+        method, dataset: row and column labels of the table (defaults: checkpoint / data).
+        Others: see :func:`pvvae.gen.sample.run_sampling`.
+    """
+    from pvvae.eval.metrics.i3d import load_i3d
+    from pvvae.gen.sample import resolve_device
+
+    if (checkpoint is None) == (fake_dir is None):
+        raise ValueError("give either a Latte checkpoint or --fake DIR (not both)")
+    dev = resolve_device(device)
+    c3d = _load_c3d(c3d_weights, dev)  # first: a wrong path fails before any sampling
+    fake, latent_config, side = _fake_batches(
+        checkpoint, fake_dir, num, vae_spec=vae_spec, guidance_scale=guidance_scale,
+        num_steps=num_steps, sampler=sampler, batch_size=batch_size, seed=seed, device=dev,
+        use_ema=use_ema, progress=progress,
+    )
+    real_batches = real_clip_batches(
+        real, num, num_frames=num_frames, size=size or side, synthetic_clips=synthetic_clips,
+        seed=seed, batch_size=batch_size,
+    )
+    metrics = compute_generation_metrics(
+        _take(fake, num), real_batches, load_i3d(dev), c3d=c3d, num_frames=num_frames,
+        method=method or Path(str(checkpoint or fake_dir)).name, latent_config=latent_config,
+        dataset=dataset or Path(real).stem,
+    )
+    if metrics.num_fake < num:
+        raise ValueError(f"only {metrics.num_fake} generated clips found, {num} requested")
+    write_results([metrics], out)
+    return metrics
+
+
+def _take(batches: Iterable[Tensor], num: int) -> Iterator[Tensor]:
+    """The first ``num`` clips of a stream of batches."""
+    left = num
+    for batch in batches:
+        if left <= 0:
+            return
+        yield batch[:left]
+        left -= len(batch[:left])
+
+
+def _load_c3d(path: str | None, device: torch.device):
+    """The C3D for IS, or None with a clear log line when no weights were given."""
+    if path is None:
+        from pvvae.eval.metrics.inception import WEIGHTS_HELP
+
+        logger.warning("IS skipped: no --c3d-weights given. %s", WEIGHTS_HELP)
+        return None
+    from pvvae.eval.metrics.inception import load_c3d
+
+    return load_c3d(path, device)
+
+
+def _fake_batches(checkpoint, fake_dir, num: int, *, vae_spec, device, seed, batch_size,
+                  use_ema, progress, **sampler_kwargs):
+    """(batches of generated videos, latent config name, frame side)."""
+    if fake_dir is not None:
+        from pvvae.data.video_io import video_info
+
+        first = next(iter(sorted(Path(fake_dir).glob("*.mp4"))), None)
+        if first is None:
+            raise FileNotFoundError(f"no .mp4 file in {fake_dir}")
+        info = video_info(first)
+        return video_folder_batches(fake_dir, NUM_FRAMES, batch_size), "", info.height
+    from pvvae.gen.cache import load_vae
+    from pvvae.gen.checkpoint import load_latte
+    from pvvae.gen.sample import choose_labels, generate_videos
+
+    model, meta = load_latte(checkpoint, device, use_ema)
+    vae = load_vae(vae_spec or meta.vae, device)
+    generator = torch.Generator().manual_seed(seed)
+    labels = choose_labels(num, meta.config.num_classes or 0, None, generator)
+    batches = (
+        videos for videos, _ in generate_videos(
+            model, vae, meta.latent_shape, labels, num, generator=generator,
+            batch_size=batch_size, progress=progress, **sampler_kwargs,
+        )
+    )
+    side = meta.latent_shape[-1] * vae.spatial_compression
+    return batches, latent_config_name(vae), side
