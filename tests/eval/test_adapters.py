@@ -191,3 +191,12 @@ def test_spatial_size_must_match_the_compression():
     adapter = PVVAEAdapter(make_micro_vae(), source="micro")
     with pytest.raises(ValueError, match="multiples of 16"):
         adapter.encode(random_video(1, 5, 24, 32))
+
+
+def test_bfloat16_models_return_float32(tmp_path):
+    folder = _save_tiny(AutoencoderKLLTXVideo, LTX_TINY, tmp_path / "ltx")
+    adapter = load_vae(f"ltx:{folder}", dtype=torch.bfloat16)
+    assert next(adapter.model.parameters()).dtype == torch.bfloat16
+    x = random_video(1, 9, 16, 16)
+    assert adapter.reconstruct(x).dtype == torch.float32
+    assert adapter.describe()["dtype"] == "bfloat16"

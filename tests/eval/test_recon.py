@@ -141,6 +141,12 @@ def test_missing_lpips_weights_are_reported_or_required(tmp_path, monkeypatch):
         load_metric_models(ReconConfig(require_lpips=True, fvd=False), "cpu", missing, False)
 
 
+def test_fvd_needs_nine_frames(tmp_path):
+    config = ReconConfig(num_frames=5, require_lpips=False)
+    models = load_metric_models(config, "cpu", lpips_backbone=tmp_path / "x", allow_download=False)
+    assert models.i3d is None and ">= 9 frames" in models.fvd_note
+
+
 def test_rfvd_with_the_real_i3d_on_two_clips(tmp_path):
     """rFVD from cached I3D logits equals the Frechet distance of those logits; resume reuses
     the logits (no new I3D pass needed)."""

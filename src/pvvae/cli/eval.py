@@ -95,9 +95,9 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    from pvvae.training.trainer import resolve_device
+
+    return resolve_device(name)
 
 
 def run_recon_command(args: argparse.Namespace) -> int:

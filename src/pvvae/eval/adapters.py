@@ -457,7 +457,10 @@ def load_diffusers_vae(
     class_name, adapter_class = DIFFUSERS_KINDS[kind]
     path = Path(path)
     subfolder = _diffusers_subfolder(path, class_name)
-    model = getattr(diffusers, class_name).from_pretrained(path, subfolder=subfolder)
+    # torch_dtype at load time keeps any module diffusers marks as float32-only in float32
+    model = getattr(diffusers, class_name).from_pretrained(
+        path, subfolder=subfolder, torch_dtype=dtype
+    )
     return adapter_class(model, source=f"{kind}:{path}", device=device, dtype=dtype, label=label)
 
 

@@ -109,20 +109,21 @@ def open_eval_data(
         dataset = SyntheticVideoDataset(
             num_clips, num_frames, resolution, resolution, seed=stream, annotations=False
         )
-        description = f"synthetic bouncing shapes (stream {stream})"
+        description = f"synthetic bouncing shapes (stream {stream}), rendered at the clip size"
         return EvalData(dataset, list(range(num_clips)), data, description)
     if Path(data).suffix.lower() == ".csv":
         dataset = VideoManifestDataset(data, num_frames, size=resolution, train=False)
     else:
         dataset = VideoFolderDataset(data, num_frames, size=resolution, train=False)
     total = len(dataset)
+    rule = "first frames, short-side resize, centre crop"
     if num_clips < total:
         order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
         indices = sorted(order[:num_clips].tolist())
-        description = f"{data}: {num_clips} of {total} videos (random subset, seed {seed})"
+        description = f"{data}: {num_clips} of {total} videos (random subset, seed {seed}); {rule}"
     else:
         indices = list(range(total))
-        description = f"{data}: all {total} videos"
+        description = f"{data}: all {total} videos; {rule}"
     return EvalData(dataset, indices, data, description)
 
 
@@ -222,7 +223,8 @@ def load_metric_models(
     except FileNotFoundError as error:
         if config.require_lpips:
             raise
-        lpips, lpips_note = None, f"unavailable: {error}"
+        hint = "pvvae eval recon: --lpips-backbone FILE"
+        lpips, lpips_note = None, f"unavailable: {error} ({hint})"
     i3d, fvd_note = None, "disabled (--no-fvd)"
     if config.fvd and config.num_frames < I3D_MIN_FRAMES:
         fvd_note = f"unavailable: the I3D needs >= {I3D_MIN_FRAMES} frames"
@@ -557,6 +559,12 @@ def _summarise(
         real = np.stack([cache.real[i] for i in data.indices])
         fake = np.stack([cache.fake[i] for i in data.indices])
         rfvd, rkvd = _finite(fvd_from_features(real, fake)), _finite(kvd_from_features(real, fake))
+        if len(records) <= real.shape[1]:
+            notes["fvd"] += (
+                f"; {len(records)} clips <= {real.shape[1]} feature dimensions: the covariances "
+                "are rank-deficient, so rFVD is only comparable at equal clip counts (the seed "
+                "uses 2048)"
+            )
     elif metrics.i3d is not None:
         notes["fvd"] = "unavailable: FVD needs at least 2 clips"
     lpips = mean("lpips") if metrics.lpips is not None else None
@@ -564,7 +572,7 @@ def _summarise(
         "vae": adapter.describe(),
         "num_clips": len(records),
         "data": data.description,
-        "protocol": {**asdict(config), "clip": "first frames, short-side resize, centre crop"},
+        "protocol": asdict(config),
         "metrics": {
             "rFVD": rfvd,
             "rKVD": rkvd,
@@ -648,8 +656,8 @@ def _report_text(out_dir: Path, results: list[dict], table: str, plot: Path) -> 
     lines = [
         "# Reconstruction evaluation (seed Table 2 layout)",
         "",
-        f"Clips: {size}, {first['num_clips']} clips of {first['data']}; "
-        f"{p['clip']}. Reconstruction from the posterior mean, clamped to [-1, 1].",
+        f"Clips: {size}, {first['num_clips']} clips of {first['data']}. "
+        "Reconstruction from the posterior mean, clamped to [-1, 1].",
         "",
         f"## {size}",
         "",
