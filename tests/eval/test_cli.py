@@ -73,11 +73,35 @@ def test_latents_with_write_config(main, model_dir, tmp_path):
         "--workers", "0", "--no-progress", "--out", str(out), "--write-config",
     ])
     assert code == 0
-    stats = json.loads((out / "latent_stats.json").read_text())
+    (folder,) = out.glob("PV-VAE-model-*")
+    stats = json.loads((folder / "latent_stats.json").read_text())
     config = json.loads((model_dir / "config.json").read_text())
     assert config["latents_mean"] == pytest.approx(stats["latents_mean"])
     assert config["latents_std"] == pytest.approx(stats["latents_std"])
-    assert (out / "report.md").is_file() and (out / "prediction_grid.png").is_file()
+    assert (folder / "report.md").is_file() and (folder / "prediction_grid.png").is_file()
+    assert (out / "report.md").is_file() and (out / "ltd_curve.png").is_file()
+
+
+def test_latents_compares_two_vaes(main, model_dir, tmp_path):
+    """Two VAEs side by side: one comparison table and overlaid LTD plots."""
+    out = tmp_path / "latents"
+    code = main([
+        "eval", "latents", f"a=pvvae:{model_dir}", "b=pvvae-preset:tiny", "synthetic",
+        "--resolution", "32", "--frames", "9", "--num-clips", "2", "--pca-clips", "1",
+        "--pred-clips", "1", "--workers", "0", "--no-progress", "--out", str(out),
+    ])
+    assert code == 0
+    rows = json.loads((out / "comparison.json").read_text())
+    assert [r["label"] for r in rows] == ["a", "b"]
+    assert [r["latent_layout"] for r in rows] == ["t4s16c8", "t4s16c64"]
+    report = (out / "report.md").read_text()
+    assert "| a | t4s16c8 | raw | 2 |" in report and "![ltd_hist](ltd_hist.png)" in report
+
+
+def test_write_config_of_a_preset_needs_a_folder(main, capsys):
+    args = ["eval", "latents", "pvvae-preset:tiny", "synthetic", "--write-config"]
+    assert main(args) == 2
+    assert "give --write-config DIR" in capsys.readouterr().err
 
 
 def test_user_errors_are_one_line(main, capsys):

@@ -10,11 +10,13 @@ Examples::
     pvvae eval recon pvvae:runs/pv wan:/models/Wan2.2-TI2V-5B-Diffusers /data/k400/val \\
         --resolution 256 --frames 17 --num-clips 2048
     pvvae eval recon hunyuan:/models/HunyuanVideo /data/k400/val --out runs/eval/recon-k400
-    pvvae eval latents pvvae:runs/pv /data/k400/val --num-clips 1000 --write-config
+    pvvae eval latents base=pvvae:runs/baseline pvvae:runs/pv /data/k400/val --num-clips 1000
+    pvvae eval latents pvvae:runs/pv /data/k400/val --write-config
 
-``recon`` evaluates several VAEs side by side in one call, or one at a time: every VAE
-evaluated into the same folder (``--out``, default one folder per data set and clip size) is a
-row of its table. Per-clip results are cached, so re-running an interrupted command resumes.
+Both evaluate several VAEs side by side in one call, or one at a time: every VAE evaluated into
+the same folder (``--out``, default one folder per data set and clip size under runs/eval/) is a
+row of its table / comparison. ``recon`` caches per-clip results, so re-running an interrupted
+command resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -62,10 +64,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "latents",
         parents=[common],
         help="latent stats, LTD, PCA, prediction (seed section 4.3)",
-        description="Latent diagnostics of one VAE: per-channel statistics, Latent Temporal "
-        "Distance (Fig. 5c/d), PCA (Fig. 4) and prediction (Fig. 6, PV-VAE only).",
+        description="Latent diagnostics of one or more VAEs: per-channel statistics, Latent "
+        "Temporal Distance (Fig. 5c/d), PCA (Fig. 4) and prediction (Fig. 6, PV-VAE only), "
+        "with a comparison of all VAEs analysed into the output folder.",
     )
-    p.add_argument("vae", metavar="VAE", help="VAE spec, e.g. pvvae:runs/x")
+    p.add_argument("vaes", nargs="+", metavar="VAE", help="VAE spec(s), e.g. pvvae:runs/x")
     p.add_argument("data", metavar="DATA", help="video folder, CSV manifest or 'synthetic'")
     p.add_argument("--num-clips", type=int, default=1000, help="clips for stats and LTD (1000)")
     p.add_argument("--pca-clips", type=int, default=4, help="clips in the PCA figure (4)")
@@ -74,8 +77,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--normalized", action="store_true",
                    help="LTD and PCA on latents scaled as the model's pipeline does")
     p.add_argument("--write-config", nargs="?", const=True, default=False, metavar="DIR",
-                   help="store latents_mean/std in the PV-VAE config (in place, or a copy "
-                   "of the model saved to DIR)")
+                   help="store latents_mean/std in each PV-VAE's config (in place), or save "
+                   "a copy of a single VAE with them to DIR; put it after DATA")
     p.set_defaults(func=run_latents_command)
 
 
@@ -151,7 +154,7 @@ def run_latents_command(args: argparse.Namespace) -> int:
     )
     target = args.write_config if isinstance(args.write_config, str) else None
     out = run_latents(
-        args.vae,
+        args.vaes,
         args.data,
         args.out,
         config,

@@ -59,7 +59,14 @@ from pvvae.eval.plots import (
     to_image,
 )
 from pvvae.eval.recon import EvalData, iterate_clips, open_eval_data, vae_folder_name
-from pvvae.eval.report import fmt, image_link, markdown_table, slugify, write_json
+from pvvae.eval.report import (
+    fmt,
+    image_link,
+    markdown_table,
+    read_json,
+    slugify,
+    write_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -550,11 +557,107 @@ def _image(figures: dict, key: str, out_dir: Path) -> str:
     return image_link(figures[key], out_dir, key) if key in figures else ""
 
 
-def default_out_dir(adapter: VAEAdapter, data: str) -> Path:
-    """``runs/eval/latents-<vae>-<data>`` (the VAE part as in the recon report folders)."""
+def default_out_dir(data: str, config: LatentsConfig) -> Path:
+    """``runs/eval/latents-<data>-<frames>x<resolution>``: one folder (and comparison) per
+    protocol; each VAE writes into its own sub-folder."""
     name = slugify(Path(data.rstrip("/")).name or data)
-    vae = vae_folder_name(adapter.label, adapter.source)
-    return Path("runs") / "eval" / f"latents-{vae}-{name}"
+    return Path("runs") / "eval" / f"latents-{name}-{config.num_frames}x{config.resolution}"
+
+
+# ---------------------------------------------------------------------------------------- compare
+def write_latents_report(out_dir: str | Path) -> Path:
+    """Compare every VAE analysed into ``out_dir/*/`` (seed Fig. 5c/5d overlay several models).
+
+    Writes ``comparison.json``, overlaid ``ltd_hist.png`` / ``ltd_curve.png`` and ``report.md``
+    with one row per VAE and its PCA and prediction figures.
+
+    Returns:
+        The path of report.md.
+    """
+    out_dir = Path(out_dir)
+    runs = [(p.parent, read_json(p)) for p in sorted(out_dir.glob("*/summary.json"))]
+    if not runs:
+        raise FileNotFoundError(f"no */summary.json under {out_dir}")
+    rows = [_comparison_row(folder, summary) for folder, summary in runs]
+    write_json(out_dir / "comparison.json", rows)
+    figures = _comparison_figures(out_dir, runs)
+    (out_dir / "report.md").write_text(_comparison_text(out_dir, runs, rows, figures))
+    return out_dir / "report.md"
+
+
+def _comparison_figures(out_dir: Path, runs: list[tuple[Path, dict]]) -> dict[str, Path]:
+    """Overlaid LTD histogram and normalised LTD curve of all VAEs with >= 2 latent frames."""
+    with_ltd = {s["vae"]["label"]: s["ltd"] for _, s in runs if s["ltd"]["intervals"]}
+    if not with_ltd:
+        return {}
+    hist = histogram_figure(
+        {label: ltd["adjacent_per_clip"] for label, ltd in with_ltd.items()},
+        "adjacent-frame LTD (d = 1)",
+        "Short-term temporal smoothness (seed Fig. 5c)",
+    )
+    longest = max((ltd["intervals"] for ltd in with_ltd.values()), key=len)
+    pad = lambda v: v + [float("nan")] * (len(longest) - len(v))  # noqa: E731
+    curve = curve_figure(
+        longest,
+        {label: pad(ltd["normalized_mean"]) for label, ltd in with_ltd.items()
+         if ltd["normalized_mean"]},
+        "frame interval d (latent frames)",
+        "LTD_d / LTD_1",
+        "Long-term temporal dynamics (seed Fig. 5d)",
+    )
+    return {
+        "ltd_hist": save_figure(hist, out_dir / "ltd_hist.png"),
+        "ltd_curve": save_figure(curve, out_dir / "ltd_curve.png"),
+    }
+
+
+def _comparison_row(folder: Path, summary: dict) -> dict:
+    """The numbers of one VAE that the comparison table shows."""
+    ltd, pred, pca = summary["ltd"], summary["prediction"], summary["pca"]
+    ratios = pca["explained_variance_ratio"]
+    return {
+        "label": summary["vae"]["label"],
+        "folder": folder.name,
+        "latent_layout": summary["vae"]["latent_layout"],
+        "latent_space": summary["latent_space"],
+        "num_clips": summary["num_clips"],
+        "ltd1_median": ltd.get("adjacent_median"),
+        "ltd_last_over_ltd1": (ltd["normalized_mean"] or [None])[-1] if ltd["intervals"] else None,
+        "pca_top3_share": float(np.mean([sum(r) for r in ratios])) if ratios else None,
+        "pred_psnr": pred["psnr"] if pred else None,
+        "copy_last_psnr": pred["baseline_psnr"] if pred else None,
+    }
+
+
+def _comparison_text(out_dir: Path, runs: list, rows: list[dict], figures: dict) -> str:
+    cfg = runs[0][1]["config"]
+    table = markdown_table(
+        ["Method", "Latent", "latents", "clips", "LTD₁ median", "LTD_max / LTD₁",
+         "PCA top-3", "pred PSNR", "copy-last PSNR"],
+        [[r["label"], r["latent_layout"], r["latent_space"], r["num_clips"],
+          fmt(r["ltd1_median"], ".4g"), fmt(r["ltd_last_over_ltd1"], ".3f"),
+          fmt(r["pca_top3_share"], ".1%"), fmt(r["pred_psnr"]), fmt(r["copy_last_psnr"])]
+         for r in rows],
+    )
+    lines = [
+        "# Latent diagnostics (seed section 4.3)",
+        "",
+        f"Clips: {cfg['num_frames']}×{cfg['resolution']}×{cfg['resolution']} of "
+        f"{runs[0][1]['data']}. Posterior-mean latents. LTD_d: mean over frame pairs (i, i + d) "
+        "and positions of the channel L2 norm of z[:, i + d] - z[:, i]; absolute LTD depends on "
+        "each VAE's latent scale and channels (compare the normalised curve across layouts).",
+        "",
+        table,
+        "",
+        *[_image(figures, key, out_dir) + "\n" for key in ("ltd_hist", "ltd_curve")
+          if key in figures],
+    ]
+    for folder, summary in runs:
+        lines += [f"## {summary['vae']['label']}", "",
+                  f"Details: [{folder.name}/report.md]({folder.name}/report.md)", ""]
+        lines += [image_link(folder / name, out_dir, name) + "\n"
+                  for name in ("pca.png", "prediction_grid.png") if (folder / name).is_file()]
+    return "\n".join(lines) + "\n"
 
 
 def write_latent_stats(adapter: VAEAdapter, stats: dict, target: str | Path | None = None) -> Path:
@@ -586,8 +689,21 @@ def write_latent_stats(adapter: VAEAdapter, stats: dict, target: str | Path | No
     return Path(adapter.folder)
 
 
+def _check_write_config(specs: list[str], target: str | Path | None) -> None:
+    """Fail before the long pass when ``--write-config`` cannot be honoured."""
+    from pvvae.eval.adapters import parse_spec
+
+    kinds = [parse_spec(spec)[1] for spec in specs]
+    if any(kind not in ("pvvae", "pvvae-preset") for kind in kinds):
+        raise ValueError("--write-config needs PV-VAE specs (pvvae:... / pvvae-preset:...)")
+    if target is not None and len(specs) > 1:
+        raise ValueError("--write-config DIR takes a single VAE")
+    if target is None and "pvvae-preset" in kinds:
+        raise ValueError("a preset has no folder: give --write-config DIR")
+
+
 def run_latents(
-    spec: str,
+    specs: list[str],
     data: str,
     out_dir: str | Path | None,
     config: LatentsConfig,
@@ -597,23 +713,36 @@ def run_latents(
     config_target: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
-    """``pvvae eval latents``: load the VAE and the clips, analyse, optionally write the stats.
+    """``pvvae eval latents``: analyse each VAE into ``out_dir/<vae>/`` and compare them.
+
+    Args:
+        specs: VAE specs (see :func:`pvvae.eval.adapters.load_vae`).
+        data: see :func:`pvvae.eval.recon.open_eval_data`.
+        out_dir: report folder (default :func:`default_out_dir`); VAEs analysed into it before
+            appear in its comparison too.
+        config: options.
+        device, dtype: where and how the VAEs run.
+        write_config: store each PV-VAE's statistics in its config (:func:`write_latent_stats`).
+        config_target: with ``write_config``, a new model folder instead (single VAE).
+        progress: tqdm bars.
 
     Returns:
         The report folder.
     """
     from pvvae.eval.adapters import load_vae
 
-    adapter = load_vae(spec, device, dtype)
-    if write_config and adapter.kind != "pvvae":  # fail before the long pass
-        raise ValueError(f"--write-config needs a PV-VAE; {adapter.label} is {adapter.kind}")
-    if write_config and adapter.folder is None and config_target is None:
-        raise ValueError(f"{adapter.source} has no folder: give --write-config DIR")
+    if write_config:
+        _check_write_config(specs, config_target)
     clips = open_eval_data(data, config.num_frames, config.resolution, config.num_clips,
                            config.seed)
-    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(adapter, data)
-    summary = analyze_latents(adapter, clips, out_dir, config, progress)
-    if write_config:
-        written = write_latent_stats(adapter, summary["stats"], config_target)
-        logger.info("latents_mean / latents_std written to %s", written)
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(data, config)
+    for spec in specs:
+        adapter = load_vae(spec, device, dtype)
+        folder = out_dir / vae_folder_name(adapter.label, adapter.source)
+        summary = analyze_latents(adapter, clips, folder, config, progress)
+        if write_config:
+            written = write_latent_stats(adapter, summary["stats"], config_target)
+            logger.info("latents_mean / latents_std written to %s", written)
+        del adapter
+    write_latents_report(out_dir)
     return out_dir
