@@ -109,3 +109,16 @@ def test_step_batches_partition_the_global_batch_over_ranks():
         assert merged == sorted(one.batch_at(step))
     seen = [i for s in range(5) for i in one.batch_at(s)[:2] + one.batch_at(s)[2:]][:10]
     assert sorted(seen) == list(range(10))  # one epoch visits every clip once
+
+
+@pytest.mark.parametrize("name", ["smoke", "ucf101_xl"])
+def test_shipped_configs_load(name):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "gen" / f"{name}.yaml"
+    cfg = load_config(GenExperimentConfig, path)
+    assert cfg.optim.lr == pytest.approx(1e-3 if name == "smoke" else 1e-4)
+    if name == "ucf101_xl":  # seed section 4.1
+        assert (cfg.model.preset, cfg.train.steps) == ("XL", 250_000)
+        assert cfg.train.global_batch_size == 64
+        assert cfg.model.overrides == {"patch_size": 1}
