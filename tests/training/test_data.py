@@ -84,6 +84,24 @@ def test_corrupt_videos_are_skipped_and_counted_in_training(tmp_path):
     assert all(np.isfinite(r["loss/total"]) for r in log)
 
 
+def test_manifest_with_a_missing_file(tmp_path):
+    root = tmp_path / "videos"
+    _write_videos(root, good=2, corrupt=0)
+    manifest = tmp_path / "train.csv"
+    manifest.write_text(
+        "path,label\nvideos/class0/clip0.mp4,0\nvideos/gone.mp4,1\nvideos/class1/clip1.mp4,1\n"
+    )
+    cfg = micro_config(
+        tmp_path,
+        "name=manifest",
+        "data.kind=video_manifest",
+        f"data.root={manifest}",
+        "train.steps=2",
+    )
+    log = read_log(train(cfg))
+    assert log[-1]["data/skipped_files"] == 1
+
+
 def test_image_stage_on_an_image_folder_with_a_corrupt_file(tmp_path):
     root = tmp_path / "images"
     rng = np.random.default_rng(0)

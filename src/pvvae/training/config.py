@@ -169,7 +169,9 @@ class TrainConfig:
     resume: bool = False  # continue from the run's latest checkpoint (pvvae train --resume)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of forward passes
     gradient_checkpointing: bool = False  # recompute residual blocks in the backward pass
-    compile: bool = False  # torch.compile the encoder, decoder and discriminator
+    # torch.compile the encoder, decoder and discriminator (in place). Each new input shape
+    # (k, resolution) compiles once more: worth it on GPUs for long runs, not on CPUs.
+    compile: bool = False
     parallel: Literal["ddp", "fsdp"] = "ddp"  # under torchrun; fsdp: FSDP2 fully_shard
     ema: bool = False  # keep an EMA of the weights (saved; used for eval/export)
     ema_decay: float = 0.999

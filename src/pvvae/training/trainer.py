@@ -162,6 +162,7 @@ def _gan_weight(state: TrainState, terms: dict[str, Tensor], g_adv: Tensor) -> T
 def discriminator_step(state: TrainState, x: Tensor, x_hat: Tensor) -> dict[str, float]:
     """One discriminator update on real clips x and reconstructions x_hat (detached)."""
     gcfg, info = state.cfg.objective.gan, state.dist
+    lr = state.disc_scheduler.get_last_lr()[0]
     state.discriminator.requires_grad_(True)
     with autocast(state):
         logits = state.disc_forward(torch.cat([x, x_hat.detach()]))  # one pass: (2B, 1, ...)
@@ -180,6 +181,7 @@ def discriminator_step(state: TrainState, x: Tensor, x_hat: Tensor) -> dict[str,
         "gan/logits_real": float(means[0]),
         "gan/logits_fake": float(means[1]),
         "step/disc_skipped": int(norm is None),
+        "lr/discriminator": lr,
     }
     if norm is not None:
         state.lecam_anchors = anchors  # anchors move only with applied updates
