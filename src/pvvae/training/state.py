@@ -114,10 +114,11 @@ def build_model(cfg: ExperimentConfig) -> PVVAE:
 
 
 def freeze_for_stage(vae: PVVAE, cfg: ExperimentConfig) -> None:
-    """Stage freezing: the encoder in ``decoder``; the padding token whenever k is always 0."""
+    """Stage freezing: the encoder in ``decoder``; the learnable padding token whenever it
+    cannot be used (k always 0, or Gaussian padding)."""
     if cfg.train.stage == "decoder":
         vae.encoder.requires_grad_(False)
-    if drop_ratio(cfg) == 0.0:
+    if drop_ratio(cfg) == 0.0 or vae.config.pad_mode != "learnable":
         vae.pad_token.requires_grad_(False)
 
 
