@@ -83,6 +83,9 @@ def test_resume_reproduces_losses_and_weights(latent_cache, tmp_path):
             torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
     with pytest.raises(ValueError, match="--resume"):  # no silent overwrite
         train(config(latent_cache, tmp_path / "b", "train.steps=6", *common))
+    with pytest.raises(ConfigError, match="same model section"):
+        train(config(latent_cache, tmp_path / "b", "train.steps=7", "train.resume=true",
+                     "model.overrides={depth: 2}", *common))
 
 
 def test_class_conditional_model_takes_the_cache_classes(latent_cache, tmp_path):

@@ -312,7 +312,7 @@ def run_evaluation(
     fake, latent_config, side = _fake_batches(
         checkpoint, fake_dir, num, vae_spec=vae_spec, guidance_scale=guidance_scale,
         num_steps=num_steps, sampler=sampler, batch_size=batch_size, seed=seed, device=dev,
-        use_ema=use_ema, progress=progress,
+        use_ema=use_ema, progress=progress, num_frames=num_frames,
     )
     real_batches = real_clip_batches(
         real, num, num_frames=num_frames, size=size or side, synthetic_clips=synthetic_clips,
@@ -352,7 +352,7 @@ def _load_c3d(path: str | None, device: torch.device):
 
 
 def _fake_batches(checkpoint, fake_dir, num: int, *, vae_spec, device, seed, batch_size,
-                  use_ema, progress, **sampler_kwargs):
+                  use_ema, progress, num_frames, **sampler_kwargs):
     """(batches of generated videos, latent config name, frame side)."""
     if fake_dir is not None:
         from pvvae.data.video_io import video_info
@@ -361,7 +361,7 @@ def _fake_batches(checkpoint, fake_dir, num: int, *, vae_spec, device, seed, bat
         if first is None:
             raise FileNotFoundError(f"no .mp4 file in {fake_dir}")
         info = video_info(first)
-        return video_folder_batches(fake_dir, NUM_FRAMES, batch_size), "", info.height
+        return video_folder_batches(fake_dir, num_frames, batch_size), "", info.height
     from pvvae.gen.cache import load_vae
     from pvvae.gen.checkpoint import load_latte
     from pvvae.gen.sample import choose_labels, generate_videos

@@ -332,6 +332,12 @@ def restore(state: GenTrainState, checkpoint: Path) -> None:
     from safetensors.torch import load_file
 
     saved = load_train_state(checkpoint)
+    saved_model = saved.get("config", {}).get("model")
+    if saved_model is not None and saved_model != to_dict(state.cfg)["model"]:
+        raise ConfigError(
+            f"{checkpoint} was trained with model={saved_model}, the config now says "
+            f"model={to_dict(state.cfg)['model']}: resume with the same model section"
+        )
     state.model.load_state_dict(load_file(checkpoint / WEIGHTS_FILE, device=str(state.dist.device)))
     if state.ema is not None:
         ema_file = checkpoint / EMA_DIR / WEIGHTS_FILE
