@@ -38,3 +38,10 @@ def test_model_overrides_are_checked():
         bad.model.build_kwargs()
     with pytest.raises(ConfigError, match="valid presets"):
         load_config(ExperimentConfig, None, ["model.preset=huge"]).model.build_kwargs()
+
+
+def test_exponent_without_dot_is_a_float():
+    """YAML 1.1 reads 1e-4 as a string; float fields accept it."""
+    assert load_config(ExperimentConfig, None, ["optim.lr=1e-4"]).optim.lr == 1e-4
+    with pytest.raises(ConfigError, match="optim.lr: expected a number"):
+        load_config(ExperimentConfig, None, ["optim.lr=fast"])

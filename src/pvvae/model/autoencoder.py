@@ -28,6 +28,7 @@ from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
+from pvvae.model.blocks import FrameAttention
 from pvvae.model.causal import CausalState, ChunkContext
 from pvvae.model.distributions import DiagonalGaussian
 from pvvae.model.networks import Decoder, Encoder
@@ -99,6 +100,7 @@ class PVVAE(ModelMixin, ConfigMixin):
         # The padding token of predictive reconstruction: one Cz-vector, broadcast over
         # (t, h, w) like a masked-modelling mask token (seed Table 6, "learnable").
         self.pad_token = nn.Parameter(torch.randn(latent_channels) * 0.02)
+        self.initialize_weights()
         self.spatial_compression = 2**n_down
         self.temporal_compression = 2 ** sum(bool(t) for t in temporal_downsample)
         # Runtime options (not part of the config), as in diffusers.
@@ -108,6 +110,24 @@ class PVVAE(ModelMixin, ConfigMixin):
         self.chunk_latent_frames: int | None = 4
 
     # ------------------------------------------------------------------ construction
+    def initialize_weights(self) -> None:
+        """Variance-preserving init: N(0, 1/fan_in) weights and zero biases for every conv/linear.
+
+        PyTorch's default (uniform, a = sqrt(5)) shrinks activations by about sqrt(3) per layer,
+        and its random biases then dominate what the per-position RMS norms see, so that a
+        fresh encoder maps every input to nearly the same latent. The attention output
+        projections stay at zero (each attention block starts as the identity).
+        """
+        for module in self.modules():
+            if isinstance(module, (nn.Conv3d, nn.Linear)):
+                fan_in = module.weight[0].numel()
+                nn.init.normal_(module.weight, 0.0, fan_in**-0.5)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for module in self.modules():
+            if isinstance(module, FrameAttention):
+                nn.init.zeros_(module.proj.weight)
+
     @classmethod
     def from_preset(cls, name: str, **overrides) -> PVVAE:
         """A randomly initialised model of a named preset (see :data:`pvvae.PRESETS`)."""
