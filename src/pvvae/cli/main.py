@@ -13,7 +13,7 @@ import logging
 import sys
 
 # verb modules under pvvae.cli, in the order of ``pvvae --help``
-VERBS = ("train", "video", "demo")
+VERBS = ("train", "video", "eval", "gen", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,18 @@ _EXPORTS = {
     "pvvae.eval.metrics.inception": (
         "C3D", "load_c3d", "c3d_probs", "compute_is", "inception_score_from_probs",
     ),
+    "pvvae.eval.adapters": (
+        "VAEAdapter", "PVVAEAdapter", "WanAdapter", "CogVideoXAdapter", "HunyuanVideoAdapter",
+        "LTXVideoAdapter", "PredictionNotSupported", "load_vae", "parse_spec",
+    ),
+    "pvvae.eval.recon": (
+        "ReconConfig", "EvalData", "open_eval_data", "MetricModels", "load_metric_models",
+        "evaluate_reconstruction", "measure_speed", "write_recon_report", "run_recon",
+    ),
+    "pvvae.eval.latents": (
+        "LatentsConfig", "ChannelStats", "latent_temporal_distance", "pca_project", "pca_rgb",
+        "analyze_latents", "write_latent_stats", "write_latents_report", "run_latents",
+    ),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)
