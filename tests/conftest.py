@@ -22,6 +22,16 @@ def make_micro_vae(seed: int = 0, **overrides) -> PVVAE:
     return PVVAE(**{**MICRO, **overrides}).eval()
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Every test runs with one intra-op thread (restored afterwards). The tensors here are
+    tiny: extra threads only spin, and on a busy 2-core machine that made steps 10-30x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def micro_vae() -> PVVAE:
     return make_micro_vae()

@@ -21,16 +21,6 @@ from pvvae.eval.adapters import (
 )
 from tests.conftest import make_micro_vae, random_video
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is fastest, and immune to OpenMP spin-waits on a busy CPU
-    (2 threads made these convolutions ~10x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 WAN_TINY = dict(
     base_dim=8,
     z_dim=4,
@@ -42,7 +32,11 @@ WAN_TINY = dict(
 )
 # Wan2.2 layout: 2x2 patchify (12 pixel channels inside), residual blocks, 16x spatial.
 WAN22_TINY = dict(
-    WAN_TINY, is_residual=True, patch_size=2, in_channels=12, out_channels=12,
+    WAN_TINY,
+    is_residual=True,
+    patch_size=2,
+    in_channels=12,
+    out_channels=12,
     scale_factor_spatial=16,
 )
 COG_TINY = dict(
@@ -85,9 +79,13 @@ CASES = [
     ("ltx", AutoencoderKLLTXVideo, LTX_TINY, "t8s16c4", "LTX-Video VAE"),
     # LTX 0.9.1+: timestep-conditioned decoder (equal up-block widths, as the released
     # configs: diffusers feeds the raw timestep to a width-changing block's first resnet)
-    ("ltx", AutoencoderKLLTXVideo,
-     dict(LTX_TINY, timestep_conditioning=True, decoder_block_out_channels=(8, 8, 8, 8)),
-     "t8s16c4", "LTX-Video VAE"),
+    (
+        "ltx",
+        AutoencoderKLLTXVideo,
+        dict(LTX_TINY, timestep_conditioning=True, decoder_block_out_channels=(8, 8, 8, 8)),
+        "t8s16c4",
+        "LTX-Video VAE",
+    ),
 ]
 
 
@@ -114,10 +112,13 @@ def test_diffusers_adapter_round_trip(tmp_path, kind, model_class, config, layou
         adapter.predict(x[:, :, :5], 4)
 
 
-@pytest.mark.parametrize(("kind", "model_class", "config"), [
-    ("cogvideox", AutoencoderKLCogVideoX, COG_TINY),  # needs 1 + 8k frames
-    ("wan", AutoencoderKLWan, WAN_TINY),  # needs 1 + 4k frames
-])
+@pytest.mark.parametrize(
+    ("kind", "model_class", "config"),
+    [
+        ("cogvideox", AutoencoderKLCogVideoX, COG_TINY),  # needs 1 + 8k frames
+        ("wan", AutoencoderKLWan, WAN_TINY),  # needs 1 + 4k frames
+    ],
+)
 def test_any_frame_count_is_padded_and_trimmed(tmp_path, kind, model_class, config):
     """Frame counts the model cannot take as they are come back with the same length.
 

@@ -5,21 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from pvvae.cli import main as cli_main
 from pvvae.data.samples import sample_video_path
 from tests.conftest import make_micro_vae
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is fastest, and immune to OpenMP spin-waits on a busy CPU
-    (2 threads made these convolutions ~10x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -48,12 +37,32 @@ def video_folder(tmp_path):
 
 def test_recon_on_a_video_folder(main, model_dir, video_folder, tmp_path, capsys):
     out = tmp_path / "recon"
-    code = main([
-        "eval", "recon", f"pv=pvvae:{model_dir}", str(video_folder),
-        "--resolution", "32", "--frames", "9", "--num-clips", "2", "--no-fvd",
-        "--speed-warmup", "0", "--speed-steps", "1", "--workers", "0", "--no-progress",
-        "--lpips-backbone", str(tmp_path / "missing-alexnet.pth"), "--out", str(out),
-    ])
+    code = main(
+        [
+            "eval",
+            "recon",
+            f"pv=pvvae:{model_dir}",
+            str(video_folder),
+            "--resolution",
+            "32",
+            "--frames",
+            "9",
+            "--num-clips",
+            "2",
+            "--no-fvd",
+            "--speed-warmup",
+            "0",
+            "--speed-steps",
+            "1",
+            "--workers",
+            "0",
+            "--no-progress",
+            "--lpips-backbone",
+            str(tmp_path / "missing-alexnet.pth"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "| pv | t4s16c8 | n/a |" in printed and "report.md" in printed
@@ -67,11 +76,30 @@ def test_recon_on_a_video_folder(main, model_dir, video_folder, tmp_path, capsys
 
 def test_latents_with_write_config(main, model_dir, tmp_path):
     out = tmp_path / "latents"
-    code = main([
-        "eval", "latents", f"pvvae:{model_dir}", "synthetic", "--resolution", "32",
-        "--frames", "9", "--num-clips", "2", "--pca-clips", "1", "--pred-clips", "1",
-        "--workers", "0", "--no-progress", "--out", str(out), "--write-config",
-    ])
+    code = main(
+        [
+            "eval",
+            "latents",
+            f"pvvae:{model_dir}",
+            "synthetic",
+            "--resolution",
+            "32",
+            "--frames",
+            "9",
+            "--num-clips",
+            "2",
+            "--pca-clips",
+            "1",
+            "--pred-clips",
+            "1",
+            "--workers",
+            "0",
+            "--no-progress",
+            "--out",
+            str(out),
+            "--write-config",
+        ]
+    )
     assert code == 0
     (folder,) = out.glob("PV-VAE-model-*")
     stats = json.loads((folder / "latent_stats.json").read_text())
@@ -85,11 +113,30 @@ def test_latents_with_write_config(main, model_dir, tmp_path):
 def test_latents_compares_two_vaes(main, model_dir, tmp_path):
     """Two VAEs side by side: one comparison table and overlaid LTD plots."""
     out = tmp_path / "latents"
-    code = main([
-        "eval", "latents", f"a=pvvae:{model_dir}", "b=pvvae-preset:tiny", "synthetic",
-        "--resolution", "32", "--frames", "9", "--num-clips", "2", "--pca-clips", "1",
-        "--pred-clips", "1", "--workers", "0", "--no-progress", "--out", str(out),
-    ])
+    code = main(
+        [
+            "eval",
+            "latents",
+            f"a=pvvae:{model_dir}",
+            "b=pvvae-preset:tiny",
+            "synthetic",
+            "--resolution",
+            "32",
+            "--frames",
+            "9",
+            "--num-clips",
+            "2",
+            "--pca-clips",
+            "1",
+            "--pred-clips",
+            "1",
+            "--workers",
+            "0",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     rows = json.loads((out / "comparison.json").read_text())
     assert [r["label"] for r in rows] == ["a", "b"]

@@ -24,16 +24,6 @@ from pvvae.eval.recon import open_eval_data
 from tests.conftest import make_micro_vae, random_video
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is fastest, and immune to OpenMP spin-waits on a busy CPU
-    (2 threads made these convolutions ~10x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_ltd_of_equal_latent_frames_is_exactly_zero():
     frame = torch.randn(2, 6, 1, 3, 4)
     ltd = latent_temporal_distance(frame.expand(-1, -1, 5, -1, -1))
@@ -48,7 +38,9 @@ def test_ltd_matches_the_definition_loop():
         for d in range(1, 4):
             norms = [
                 float(torch.linalg.vector_norm(z[b, :, i + d, y, x] - z[b, :, i, y, x]))
-                for i in range(4 - d) for y in range(2) for x in range(2)
+                for i in range(4 - d)
+                for y in range(2)
+                for x in range(2)
             ]
             assert ltd[b, d - 1].item() == pytest.approx(np.mean(norms), rel=1e-6)
 
@@ -57,8 +49,9 @@ def test_ltd_of_a_linear_latent_trajectory_grows_linearly():
     """z_i = a + i v gives LTD_d = d |v|: the normalised curve is 1, 2, 3."""
     v = torch.tensor([3.0, 4.0]).view(1, 2, 1, 1, 1)
     z = torch.arange(4.0).view(1, 1, 4, 1, 1) * v  # (1, 2, 4, 1, 1)
-    torch.testing.assert_close(latent_temporal_distance(z)[0],
-                               torch.tensor([5.0, 10.0, 15.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        latent_temporal_distance(z)[0], torch.tensor([5.0, 10.0, 15.0], dtype=torch.float64)
+    )
 
 
 def test_static_clip_has_zero_ltd_for_pv_vae():
@@ -92,7 +85,8 @@ def test_pca_projection_recovers_the_principal_axes():
     gen = torch.Generator().manual_seed(0)
     axes = torch.linalg.qr(torch.randn(5, 5, generator=gen, dtype=torch.float64))[0]
     coeffs = torch.randn(2000, 5, generator=gen, dtype=torch.float64) * torch.tensor(
-        [10.0, 5.0, 2.0, 0.1, 0.1], dtype=torch.float64)
+        [10.0, 5.0, 2.0, 0.1, 0.1], dtype=torch.float64
+    )
     x = coeffs @ axes.T
     projection, ratio = pca_project(x, 3)
     expected = torch.linalg.eigvalsh(torch.cov(x.T, correction=0)).flip(0)
@@ -135,18 +129,40 @@ class _NoPrediction(VAEAdapter):
 
     def __init__(self) -> None:
         vae = make_micro_vae()
-        super().__init__(vae, name="Other", source="other", temporal_compression=4,
-                         spatial_compression=16, latent_channels=8)
+        super().__init__(
+            vae,
+            name="Other",
+            source="other",
+            temporal_compression=4,
+            spatial_compression=16,
+            latent_channels=8,
+        )
 
 
 def test_analyze_latents_writes_the_report(tmp_path):
     data = open_eval_data("synthetic", 9, 32, 3)
-    config = LatentsConfig(resolution=32, num_frames=9, num_clips=3, batch_size=2, pca_clips=2,
-                           pred_clips=3, grid_clips=1)
+    config = LatentsConfig(
+        resolution=32,
+        num_frames=9,
+        num_clips=3,
+        batch_size=2,
+        pca_clips=2,
+        pred_clips=3,
+        grid_clips=1,
+    )
     summary = analyze_latents(_micro_adapter(), data, tmp_path, config, progress=False)
-    for name in ("summary.json", "latent_stats.json", "ltd.json", "prediction.json", "report.md",
-                 "ltd_hist.png", "ltd_curve.png", "pca.png", "prediction_grid.png",
-                 "prediction_psnr.png"):
+    for name in (
+        "summary.json",
+        "latent_stats.json",
+        "ltd.json",
+        "prediction.json",
+        "report.md",
+        "ltd_hist.png",
+        "ltd_curve.png",
+        "pca.png",
+        "prediction_grid.png",
+        "prediction_psnr.png",
+    ):
         assert (tmp_path / name).is_file(), name
     assert len(summary["stats"]["latents_mean"]) == 8
     assert summary["ltd"]["intervals"] == [1, 2]
@@ -166,8 +182,9 @@ def test_analyze_latents_writes_the_report(tmp_path):
     # latent statistics over all (clip, t, h, w) positions, checked against a direct pass
     z = _micro_adapter().encode(clips)
     expected = z.transpose(0, 1).reshape(8, -1).double()
-    np.testing.assert_allclose(summary["stats"]["latents_std"],
-                               expected.std(dim=1, unbiased=False).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        summary["stats"]["latents_std"], expected.std(dim=1, unbiased=False).numpy(), rtol=1e-5
+    )
 
 
 def test_analyze_latents_skips_prediction_without_support(tmp_path):

@@ -24,18 +24,16 @@ from pvvae.eval.recon import (
 )
 from tests.conftest import make_micro_vae
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is fastest, and immune to OpenMP spin-waits on a busy CPU
-    (2 threads made these convolutions ~10x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-CONFIG = ReconConfig(resolution=32, num_frames=9, num_clips=3, batch_size=2, fvd=False,
-                     speed_warmup=0, speed_steps=1, speed_batch=1)
+CONFIG = ReconConfig(
+    resolution=32,
+    num_frames=9,
+    num_clips=3,
+    batch_size=2,
+    fvd=False,
+    speed_warmup=0,
+    speed_steps=1,
+    speed_batch=1,
+)
 NO_METRIC_MODELS = MetricModels(None, "unavailable: test", None, "disabled (test)")
 
 

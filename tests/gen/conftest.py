@@ -24,9 +24,16 @@ def micro_vae_with_stats():
 def build_cache(out: Path, shard_size: int = 4, dtype: str = "float32", store_std: bool = True):
     """Cache NUM_CLIPS synthetic clips with the micro VAE at ``out``; returns (vae, spec)."""
     vae = micro_vae_with_stats()
-    spec = CacheSpec(vae="micro", data="synthetic", num_frames=FRAMES, size=SIZE,
-                     num_clips=NUM_CLIPS, shard_size=shard_size, dtype=dtype,
-                     store_std=store_std)
+    spec = CacheSpec(
+        vae="micro",
+        data="synthetic",
+        num_frames=FRAMES,
+        size=SIZE,
+        num_clips=NUM_CLIPS,
+        shard_size=shard_size,
+        dtype=dtype,
+        store_std=store_std,
+    )
     dataset = build_video_dataset("synthetic", FRAMES, SIZE, num_clips=NUM_CLIPS)
     cache_latents(vae, dataset, out, spec, batch_size=3, progress=False)
     return vae, spec
@@ -38,18 +45,6 @@ def latent_cache(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("gen") / "cache"
     build_cache(out)
     return out
-
-
-@pytest.fixture
-def single_thread():
-    """One intra-op thread: the tensors here are tiny, and on a shared 2-core machine extra
-    threads only spin (measured 30x slower training steps)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -67,9 +62,19 @@ def trained_run(latent_cache, tmp_path_factory) -> Path:
     from pvvae.gen.train import GenExperimentConfig, train
 
     out = tmp_path_factory.mktemp("runs")
-    cfg = load_config(GenExperimentConfig, None, [
-        f"data.cache={latent_cache}", f"train.out_dir={out}", "name=run", "train.steps=2",
-        "train.device=cpu", "train.progress=false", "train.tensorboard=false",
-        "train.global_batch_size=2", "train.ckpt_every=2",
-    ])
+    cfg = load_config(
+        GenExperimentConfig,
+        None,
+        [
+            f"data.cache={latent_cache}",
+            f"train.out_dir={out}",
+            "name=run",
+            "train.steps=2",
+            "train.device=cpu",
+            "train.progress=false",
+            "train.tensorboard=false",
+            "train.global_batch_size=2",
+            "train.ckpt_every=2",
+        ],
+    )
     return train(cfg)

@@ -19,17 +19,28 @@ from pvvae.gen.evaluate import (
     write_results,
 )
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 def row(method, dataset, fvd, is_mean=None) -> GenerationMetrics:
-    return GenerationMetrics(method, "t4s16c64", dataset, fvd, 1.5, is_mean,
-                             None if is_mean is None else 0.5, 2048, 2048, 16)
+    return GenerationMetrics(
+        method,
+        "t4s16c64",
+        dataset,
+        fvd,
+        1.5,
+        is_mean,
+        None if is_mean is None else 0.5,
+        2048,
+        2048,
+        16,
+    )
 
 
 def test_table_has_the_layout_of_seed_table_1(tmp_path):
-    rows = [row("PV-VAE", "UCF101", 146.37, 69.72), row("PV-VAE", "RealEstate10K", 72.5),
-            row("Wan2.1", "UCF101", 167.1, 66.04)]
+    rows = [
+        row("PV-VAE", "UCF101", 146.37, 69.72),
+        row("PV-VAE", "RealEstate10K", 72.5),
+        row("Wan2.1", "UCF101", 167.1, 66.04),
+    ]
     lines = table1_markdown(rows).splitlines()
     assert lines[0] == "| Method | Latent config | UCF101 |  |  | RealEstate10K |  |"
     assert lines[2] == "|  |  | FVD ↓ | KVD ↓ | IS ↑ | FVD ↓ | KVD ↓ |"
@@ -54,24 +65,45 @@ class _Colour(torch.nn.Module):
 def test_fake_folder_with_stand_in_i3d_and_c3d(tmp_path, monkeypatch):
     g = torch.Generator().manual_seed(0)
     for i in range(4):
-        write_video(tmp_path / "fake" / f"sample_{i:05d}.mp4",
-                    torch.rand(3, 17, 32, 32, generator=g) * 2 - 1)
+        write_video(
+            tmp_path / "fake" / f"sample_{i:05d}.mp4",
+            torch.rand(3, 17, 32, 32, generator=g) * 2 - 1,
+        )
     monkeypatch.setattr("pvvae.eval.metrics.i3d.load_i3d", lambda device: _Colour(16))
     monkeypatch.setattr("pvvae.eval.metrics.inception.load_c3d", lambda p, d: _Colour(101))
-    m = run_evaluation(tmp_path / "out", real="synthetic", fake_dir=tmp_path / "fake", num=4,
-                       c3d_weights="c3d.pt", device="cpu", dataset="Synthetic")
+    m = run_evaluation(
+        tmp_path / "out",
+        real="synthetic",
+        fake_dir=tmp_path / "fake",
+        num=4,
+        c3d_weights="c3d.pt",
+        device="cpu",
+        dataset="Synthetic",
+    )
     assert (m.num_fake, m.num_real, m.num_frames) == (4, 4, 16)
     assert m.fvd > 0 and m.is_mean is not None and m.is_mean >= 1.0 and not m.notes
     assert "IS ↑" in (tmp_path / "out" / "gen_metrics.md").read_text()
     with pytest.raises(ValueError, match="only 4 generated"):
-        run_evaluation(tmp_path / "out", real="synthetic", fake_dir=tmp_path / "fake", num=5,
-                       device="cpu", synthetic_clips=5)
+        run_evaluation(
+            tmp_path / "out",
+            real="synthetic",
+            fake_dir=tmp_path / "fake",
+            num=5,
+            device="cpu",
+            synthetic_clips=5,
+        )
 
 
 def test_missing_c3d_weights_is_a_clear_error(tmp_path, trained_run):
     with pytest.raises(FileNotFoundError, match="C3D weights not found"):
-        run_evaluation(tmp_path, real="synthetic", checkpoint=trained_run, num=2,
-                       c3d_weights=str(tmp_path / "none.pt"), device="cpu")
+        run_evaluation(
+            tmp_path,
+            real="synthetic",
+            checkpoint=trained_run,
+            num=2,
+            c3d_weights=str(tmp_path / "none.pt"),
+            device="cpu",
+        )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -82,10 +114,12 @@ def parser() -> argparse.ArgumentParser:
 
 def test_cli_registers_the_four_verbs():
     p = parser()
-    for argv in (["gen", "cache", "preset:tiny", "synthetic", "out"],
-                 ["gen", "train", "cfg.yaml", "train.steps=1", "--resume"],
-                 ["gen", "sample", "run", "--num", "2", "--out", "o", "--class", "3"],
-                 ["gen", "eval", "run", "--real", "synthetic", "--out", "o"]):
+    for argv in (
+        ["gen", "cache", "preset:tiny", "synthetic", "out"],
+        ["gen", "train", "cfg.yaml", "train.steps=1", "--resume"],
+        ["gen", "sample", "run", "--num", "2", "--out", "o", "--class", "3"],
+        ["gen", "eval", "run", "--real", "synthetic", "--out", "o"],
+    ):
         args = p.parse_args(argv)
         assert callable(args.func) and args.gen_command == argv[1]
     with pytest.raises(SystemExit):
@@ -94,11 +128,30 @@ def test_cli_registers_the_four_verbs():
 
 def test_gen_eval_end_to_end_with_the_i3d(trained_run, micro_vae_dir, tmp_path, capsys):
     """2 generated vs 2 real 16-frame clips through the real Kinetics-400 I3D (CPU)."""
-    args = parser().parse_args([
-        "gen", "eval", str(trained_run), "--real", "synthetic", "--num", "2", "--steps", "2",
-        "--vae", str(micro_vae_dir), "--out", str(tmp_path), "--device", "cpu",
-        "--name", "PV-VAE", "--dataset-name", "Synthetic", "--no-progress",
-    ])
+    args = parser().parse_args(
+        [
+            "gen",
+            "eval",
+            str(trained_run),
+            "--real",
+            "synthetic",
+            "--num",
+            "2",
+            "--steps",
+            "2",
+            "--vae",
+            str(micro_vae_dir),
+            "--out",
+            str(tmp_path),
+            "--device",
+            "cpu",
+            "--name",
+            "PV-VAE",
+            "--dataset-name",
+            "Synthetic",
+            "--no-progress",
+        ]
+    )
     assert args.func(args) == 0
     (result,) = json.loads((tmp_path / "gen_metrics.json").read_text())
     assert result["method"] == "PV-VAE" and result["latent_config"] == "t4s16c8"

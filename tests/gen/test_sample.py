@@ -12,8 +12,6 @@ from pvvae.data.video_io import read_video
 from pvvae.gen.sample import choose_labels, decode_latents, frame_grid, run_sampling
 from tests.gen.conftest import micro_vae_with_stats
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 def test_choose_labels():
     g = torch.Generator().manual_seed(0)
@@ -45,9 +43,18 @@ def test_frame_grid_picks_first_middle_last_frames():
 
 
 def test_sampling_writes_mp4s_grid_and_index(trained_run, micro_vae_dir, tmp_path):
-    out = run_sampling(trained_run, tmp_path / "s", num=3, vae_spec=str(micro_vae_dir),
-                       class_index=1, num_steps=2, batch_size=2, guidance_scale=2.0,
-                       device="cpu", progress=False)
+    out = run_sampling(
+        trained_run,
+        tmp_path / "s",
+        num=3,
+        vae_spec=str(micro_vae_dir),
+        class_index=1,
+        num_steps=2,
+        batch_size=2,
+        guidance_scale=2.0,
+        device="cpu",
+        progress=False,
+    )
     mp4s = sorted(out.glob("sample_*.mp4"))
     assert [p.name for p in mp4s] == [f"sample_{i:05d}.mp4" for i in range(3)]
     assert tuple(read_video(mp4s[2]).shape) == (17, 32, 32, 3)  # 5 latent frames -> 17
@@ -59,5 +66,12 @@ def test_sampling_writes_mp4s_grid_and_index(trained_run, micro_vae_dir, tmp_pat
 
 def test_sampling_needs_a_matching_vae(trained_run, tmp_path):
     with pytest.raises(ValueError, match="latent channels"):
-        run_sampling(trained_run, tmp_path, num=1, vae_spec="preset:tiny", num_steps=1,
-                     device="cpu", progress=False)
+        run_sampling(
+            trained_run,
+            tmp_path,
+            num=1,
+            vae_spec="preset:tiny",
+            num_steps=1,
+            device="cpu",
+            progress=False,
+        )

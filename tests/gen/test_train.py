@@ -16,13 +16,16 @@ from pvvae.gen.sample import sample_latents
 from pvvae.gen.train import GenExperimentConfig, StepBatchSampler, train
 from pvvae.training.distributed import DistInfo
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 def config(cache, out, *overrides: str) -> GenExperimentConfig:
     base = [
-        f"data.cache={cache}", f"train.out_dir={out}", "name=run", "train.device=cpu",
-        "train.progress=false", "train.tensorboard=false", "train.global_batch_size=6",
+        f"data.cache={cache}",
+        f"train.out_dir={out}",
+        "name=run",
+        "train.device=cpu",
+        "train.progress=false",
+        "train.tensorboard=false",
+        "train.global_batch_size=6",
     ]
     return load_config(GenExperimentConfig, None, base + list(overrides))
 
@@ -45,9 +48,17 @@ def fixed_grid_loss(model, x0: torch.Tensor) -> float:
 
 
 def test_tiny_latte_overfits_a_few_cached_clips(latent_cache, tmp_path):
-    cfg = config(latent_cache, tmp_path, "train.steps=300", "train.log_every=100",
-                 "train.ckpt_every=300", "train.ema=false", "data.sample_posterior=false",
-                 "optim.lr=0.001", "model.num_classes=0")
+    cfg = config(
+        latent_cache,
+        tmp_path,
+        "train.steps=300",
+        "train.log_every=100",
+        "train.ckpt_every=300",
+        "train.ema=false",
+        "data.sample_posterior=false",
+        "optim.lr=0.001",
+        "model.num_classes=0",
+    )
     run = train(cfg)
     x0 = torch.stack([LatentDataset(latent_cache)[i]["latent"] for i in range(6)])
     model, meta = load_latte(run)
@@ -56,8 +67,9 @@ def test_tiny_latte_overfits_a_few_cached_clips(latent_cache, tmp_path):
     trained = fixed_grid_loss(model, x0)
     assert trained < 0.3 * initial, (trained, initial)
     g = torch.Generator().manual_seed(1)
-    z = torch.cat([z for z, _ in sample_latents(model, meta.latent_shape, None, 8, generator=g,
-                                                num_steps=20)])
+    z = torch.cat(
+        [z for z, _ in sample_latents(model, meta.latent_shape, None, 8, generator=g, num_steps=20)]
+    )
     noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(1))
     to_data = torch.cdist(z.flatten(1), x0.flatten(1)).min(dim=1).values
     noise_to_data = torch.cdist(noise.flatten(1), x0.flatten(1)).min(dim=1).values
@@ -65,12 +77,18 @@ def test_tiny_latte_overfits_a_few_cached_clips(latent_cache, tmp_path):
 
 
 def test_resume_reproduces_losses_and_weights(latent_cache, tmp_path):
-    common = ("train.log_every=1", "train.ckpt_every=3", "train.ema_decay=0.5",
-              "optim.lr=0.001", "data.sample_posterior=true")  # conditional, label dropout
+    common = (
+        "train.log_every=1",
+        "train.ckpt_every=3",
+        "train.ema_decay=0.5",
+        "optim.lr=0.001",
+        "data.sample_posterior=true",
+    )  # conditional, label dropout
     straight = train(config(latent_cache, tmp_path / "a", "train.steps=6", *common))
     cut = train(config(latent_cache, tmp_path / "b", "train.steps=3", *common))
-    resumed = train(config(latent_cache, tmp_path / "b", "train.steps=6", "train.resume=true",
-                           *common))
+    resumed = train(
+        config(latent_cache, tmp_path / "b", "train.steps=6", "train.resume=true", *common)
+    )
     assert resumed == cut
     a, b = log_lines(straight), log_lines(resumed)
     assert sorted(b) == [1, 2, 3, 4, 5, 6]
@@ -84,8 +102,16 @@ def test_resume_reproduces_losses_and_weights(latent_cache, tmp_path):
     with pytest.raises(ValueError, match="--resume"):  # no silent overwrite
         train(config(latent_cache, tmp_path / "b", "train.steps=6", *common))
     with pytest.raises(ConfigError, match="same model section"):
-        train(config(latent_cache, tmp_path / "b", "train.steps=7", "train.resume=true",
-                     "model.overrides={depth: 2}", *common))
+        train(
+            config(
+                latent_cache,
+                tmp_path / "b",
+                "train.steps=7",
+                "train.resume=true",
+                "model.overrides={depth: 2}",
+                *common,
+            )
+        )
 
 
 def test_class_conditional_model_takes_the_cache_classes(latent_cache, tmp_path):

@@ -12,9 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import torch
-
 from pvvae.config import load_config
 from pvvae.training.config import ExperimentConfig
 
@@ -36,15 +33,6 @@ MICRO = [
     "train.log_every=1",
     "train.ckpt_every=1000",
 ]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run the test with a single intra-op thread (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def micro_config(out_dir: Path, *overrides: str) -> ExperimentConfig:

@@ -459,7 +459,7 @@ def load_diffusers_vae(
     subfolder = _diffusers_subfolder(path, class_name)
     # torch_dtype at load time keeps any module diffusers marks as float32-only in float32
     model = getattr(diffusers, class_name).from_pretrained(
-        path, subfolder=subfolder, torch_dtype=dtype
+        path, subfolder=subfolder, torch_dtype=dtype, low_cpu_mem_usage=False
     )
     return adapter_class(model, source=f"{kind}:{path}", device=device, dtype=dtype, label=label)
 

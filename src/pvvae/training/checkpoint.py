@@ -180,7 +180,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", use_ema: bo
     """
     from pvvae.model.autoencoder import PVVAE
 
-    return PVVAE.from_pretrained(model_folder(path, use_ema)).to(device).eval()
+    # low_cpu_mem_usage=False: the fast path needs `accelerate`, which we do not depend on
+    folder = model_folder(path, use_ema)
+    return PVVAE.from_pretrained(folder, low_cpu_mem_usage=False).to(device).eval()
 
 
 def load_weights(checkpoint: str | Path, name: str) -> dict[str, Tensor] | None:
