@@ -108,7 +108,9 @@ def test_ddp_and_fsdp_on_two_gloo_processes(tmp_path):
     assert not torch.equal(ddp["first_batch"][0], ddp["first_batch"][1])
     assert torch.equal(fsdp["first_batch"][0], ddp["first_batch"][0])  # same data order
     # FSDP2 is the same data-parallel optimisation: same weights up to float rounding
-    assert torch.allclose(fsdp["params"][0], ddp["params"][0], rtol=1e-4, atol=1e-6)
+    # (atol: a different reduction order moves a handful of zero-initialised biases, whose
+    # gradients are ~0, by a fraction of one Adam step; measured 1.7e-5 for lr 2e-3)
+    assert torch.allclose(fsdp["params"][0], ddp["params"][0], rtol=1e-4, atol=1e-4)
     assert ddp["step"] == fsdp["step"] == 3
     assert torch.isfinite(torch.tensor(results["fsdp_resumed_loss"]))
     # rank 0 wrote full (unsharded) checkpoints that load in a single process

@@ -10,7 +10,6 @@ the paper-scale recipe and ``configs/smoke/`` CPU-sized runs of each stage.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -193,22 +192,8 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def _check_numbers(section: Any, where: str = "") -> None:
-    """Float fields holding text: YAML 1.1 reads ``1e-4`` (no dot) as a string."""
-    for f in dataclasses.fields(section):
-        value, key = getattr(section, f.name), f"{where}{f.name}"
-        if dataclasses.is_dataclass(value):
-            _check_numbers(value, key + ".")
-        elif isinstance(value, str) and str(f.type).startswith("float"):
-            raise ConfigError(
-                f"{key}={value!r} is not a number; YAML reads exponents without a dot as text: "
-                "write e.g. 1.0e-4"
-            )
-
-
 def validate(cfg: ExperimentConfig) -> None:
     """Cross-field checks that one dataclass cannot make; raises :class:`ConfigError`."""
-    _check_numbers(cfg)
     data, stage = cfg.data, cfg.train.stage
     data.resolution_batch_sizes()  # raises on bad entries
     if data.kind != "synthetic" and not data.root:
