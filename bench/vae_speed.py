@@ -40,15 +40,21 @@ WAN22 = dict(
 )
 
 
-def build(name: str) -> torch.nn.Module:
-    """Randomly initialised model ``name``: paper | tiny | t4s8c16 | wan2.1 | wan2.2."""
+def build(name: str, chunk: int | None = 4) -> torch.nn.Module:
+    """Randomly initialised model ``name``: paper | tiny | t4s8c16 | wan2.1 | wan2.2.
+
+    ``chunk``: latent frames per temporal chunk of a PV-VAE (1 streams like Wan: 1, 4, 4, ...
+    pixel frames).
+    """
     if name.startswith("wan"):
         from diffusers import AutoencoderKLWan
 
         return AutoencoderKLWan(**(WAN22 if name == "wan2.2" else {}))
     from pvvae import PVVAE
 
-    return PVVAE.from_preset(name)
+    vae = PVVAE.from_preset(name)
+    vae.set_chunk_size(chunk)
+    return vae
 
 
 def encode_decode(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -123,6 +129,7 @@ def main() -> None:
     p.add_argument("--stream-frames", type=int, nargs="*", default=[17, 65, 129])
     p.add_argument("--stream-size", type=int, default=64, help="frame size of the streaming runs")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--chunk", type=int, default=4, help="PV-VAE latent frames per chunk")
     p.add_argument("--out", default="bench/results/vae_speed.json")
     args = p.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -131,7 +138,7 @@ def main() -> None:
     x = x.to(dtype)
     results: dict = {"config": vars(args), "models": {}, "streaming": {}}
     for name in args.models:
-        model = build(name).to(device, dtype).eval()
+        model = build(name, args.chunk).to(device, dtype).eval()
         params = sum(q.numel() for q in model.parameters())
         r = measure(model, x, args.warmup, args.repeats)
         results["models"][name] = {"params_m": params / 1e6, **r}
@@ -142,7 +149,7 @@ def main() -> None:
         )
         del model
     if args.stream_frames:
-        model = build("paper").to(device, dtype).eval()
+        model = build("paper", args.chunk).to(device, dtype).eval()
         for frames in args.stream_frames:
             xs = torch.rand(1, 3, frames, args.stream_size, args.stream_size, device=device)
             r = measure(model, xs.to(dtype) * 2 - 1, warmup=0, repeats=1)
