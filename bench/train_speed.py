@@ -27,50 +27,23 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from pvvae.config import load_config
-from pvvae.objectives.predictive import num_groups
-from pvvae.training.config import ExperimentConfig
-from pvvae.training.distributed import DistInfo, resolve_device
-from pvvae.training.state import TrainState, build_state
-from pvvae.training.trainer import train_step
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vae_speed import PeakMemory  # noqa: E402  (the sibling benchmark's helper)
+
+from pvvae.config import load_config  # noqa: E402
+from pvvae.objectives.predictive import num_groups  # noqa: E402
+from pvvae.training.config import ExperimentConfig  # noqa: E402
+from pvvae.training.distributed import DistInfo, resolve_device  # noqa: E402
+from pvvae.training.state import TrainState, build_state  # noqa: E402
+from pvvae.training.trainer import train_step  # noqa: E402
 
 MIB = 1024**2
-
-
-class PeakMemory:
-    """Peak extra memory inside the ``with`` block (bytes), CUDA allocator or CPU RSS."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device, self.peak = device, 0
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.base = torch.cuda.memory_allocated(self.device)
-        else:
-            Path("/proc/self/clear_refs").write_text("5")  # VmHWM := current RSS
-            self.base = _status_bytes("VmRSS")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device) - self.base
-        else:
-            self.peak = _status_bytes("VmHWM") - self.base
-
-
-def _status_bytes(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def saved_activation_bytes(state: TrainState, x: torch.Tensor, k: int) -> int:
