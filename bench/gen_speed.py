@@ -22,7 +22,9 @@ resident set size (VmHWM reset through ``/proc/self/clear_refs``), in both cases
 memory in use before the step, i.e. the extra memory one training step needs on top of the
 loaded models and optimizer state (activations, gradients, temporaries). On the CPU freed
 heap memory is first returned to the OS (``malloc_trim``), else a step after warm-up reuses
-resident memory and shows no growth. On CUDA the total allocator peak (``total_gib``,
+resident memory and shows no growth. On the CPU the peak of live tensor bytes
+(``tensor_peak_gib``, from ``torch.profiler`` memory events, as in ``bench/vae_speed.py``) is
+reported too. On CUDA the total allocator peak (``total_gib``,
 comparable to TMem) is reported as well.
 
     python bench/gen_speed.py                      # CPU: Latte-S, batch 1 of 17x128x128
@@ -43,7 +45,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vae_speed import GIB, PeakMemory, build  # noqa: E402  (the sibling benchmark's helpers)
+from vae_speed import GIB, PeakMemory, build, tensor_peak_bytes  # noqa: E402  (sibling's helpers)
 
 from pvvae.gen.flow import flow_matching_loss  # noqa: E402
 from pvvae.gen.latte import Latte  # noqa: E402
@@ -102,6 +104,9 @@ def measure(run, device: torch.device, warmup: int, repeats: int) -> dict:
         run()
     # PeakMemory reset the CUDA peak on entry: this is the step's total peak, models included
     total = torch.cuda.max_memory_allocated(device) / GIB if device.type == "cuda" else None
+    # on the CPU also the peak of live tensor bytes (vae_speed.tensor_peak_bytes), the
+    # counterpart of the CUDA allocator peak, independent of the heap allocator's caching
+    tensors = tensor_peak_bytes(run) / GIB if device.type == "cpu" else None
     _sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
@@ -109,7 +114,7 @@ def measure(run, device: torch.device, warmup: int, repeats: int) -> dict:
     _sync(device)
     seconds = (time.perf_counter() - start) / repeats
     return {"steps_per_s": 1.0 / seconds, "seconds_per_step": seconds,
-            "peak_extra_gib": mem.peak / GIB, "total_gib": total}
+            "peak_extra_gib": mem.peak / GIB, "tensor_peak_gib": tensors, "total_gib": total}
 
 
 def bench_layout(layout: str, vae_name: str, x: torch.Tensor, args, dtype) -> dict:
@@ -140,14 +145,16 @@ def print_table(results: dict) -> None:
     cfg, rows = results["config"], results["layouts"]
     print(f"\nLatte-{cfg['latte']} (patch 1) training step, batch {cfg['batch']} x "
           f"{cfg['frames']}x{cfg['size']}x{cfg['size']} clips, {cfg['device']}, {cfg['dtype']}")
-    print("| latents | VAE | tokens/clip | measurement | steps/s | s/step | peak extra (GiB) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| latents | VAE | tokens/clip | measurement | steps/s | s/step | peak extra (GiB) "
+          "| tensor peak (GiB) |")
+    print("|---|---|---|---|---|---|---|---|")
     for layout, r in rows.items():
         for kind in ("transformer", "with_vae"):
             m = r[kind]
+            tensors = "-" if m["tensor_peak_gib"] is None else f"{m['tensor_peak_gib']:.3f}"
             print(f"| {layout} | {r['vae']} | {r['tokens_per_clip']} | {kind} | "
                   f"{m['steps_per_s']:.3f} | {m['seconds_per_step']:.3f} | "
-                  f"{m['peak_extra_gib']:.3f} |")
+                  f"{m['peak_extra_gib']:.3f} | {tensors} |")
     for kind, ratio in results["ratios"].items():
         print(f"{kind}: t4s16c64 speed-up x{ratio['speedup']:.2f} (target >= 2.3), "
               f"memory x{ratio['memory']:.2f}")

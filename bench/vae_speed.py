@@ -7,12 +7,22 @@ streaming 17 -> 129 frames keeps peak memory flat (<= 1.1x).
 
 All models have random weights (speed and memory do not depend on the values) and run in one
 process on the same input. Each model runs as shipped: diffusers' Wan VAEs stream in chunks
-of 1, 4, 4, ... frames with their feature cache; PV-VAE streams in chunks of 4 latent frames.
+of 1, 4, 4, ... frames with their feature cache; PV-VAE as below.
 
-Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (reset per measurement); on the CPU
-the peak resident set size of this process (VmHWM, reset per measurement through
-``/proc/self/clear_refs``), minus the resident size before the call, i.e. the extra memory
-the call needed on top of the loaded model and input.
+Peak memory, always the extra memory one call needs on top of the loaded model and input:
+
+* on CUDA, ``torch.cuda.max_memory_allocated`` (reset per measurement) minus the memory
+  allocated before the call;
+* on the CPU, two figures. ``tensor peak``: the peak of the bytes held by live tensors
+  during the call, summed from the allocation and free events of ``torch.profiler``
+  (``profile_memory=True``), the CPU counterpart of the CUDA allocator peak and the figure
+  compared with the target. ``RSS peak``: the peak resident set size of the process (VmHWM,
+  reset through ``/proc/self/clear_refs``) minus the resident size before the call; it also
+  counts the heap allocator's and oneDNN's caches, so it depends on what ran before.
+
+PV-VAE runs with its defaults: chunks of 8 latent frames, and the full-resolution parts of
+the encoder and decoder in slices of 1 frame (``PVVAE.set_chunk_size``); ``--chunk`` and
+``--slice`` (0: no slicing) change them.
 
     python bench/vae_speed.py                       # CPU defaults: batch 1, 17x128x128
     python bench/vae_speed.py --device cuda --size 256 --batch 4 --warmup 50 --repeats 100
@@ -40,11 +50,11 @@ WAN22 = dict(
 )
 
 
-def build(name: str, chunk: int | None = 4) -> torch.nn.Module:
+def build(name: str, chunk: int | None = 8, slice_frames: int | None = 1) -> torch.nn.Module:
     """Randomly initialised model ``name``: paper | tiny | t4s8c16 | wan2.1 | wan2.2.
 
     ``chunk``: latent frames per temporal chunk of a PV-VAE (1 streams like Wan: 1, 4, 4, ...
-    pixel frames).
+    pixel frames); ``slice_frames``: frames per slice of its full-resolution parts.
     """
     if name.startswith("wan"):
         from diffusers import AutoencoderKLWan
@@ -53,7 +63,7 @@ def build(name: str, chunk: int | None = 4) -> torch.nn.Module:
     from pvvae import PVVAE
 
     vae = PVVAE.from_preset(name)
-    vae.set_chunk_size(chunk)
+    vae.set_chunk_size(chunk, slice_frames)
     return vae
 
 
@@ -94,14 +104,33 @@ class PeakMemory:
             self.peak = _rss_bytes("VmHWM") - self.base
 
 
+def tensor_peak_bytes(fn) -> int:
+    """Peak bytes held by CPU tensors allocated while ``fn()`` runs (torch.profiler events)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = prof.profiler.kineto_results.events()
+    changes = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]")
+    live = peak = 0
+    for _, nbytes in changes:
+        live += nbytes
+        peak = max(peak, live)
+    return peak
+
+
 def measure(model, x: torch.Tensor, warmup: int, repeats: int) -> dict:
-    """Clips/s of encode + decode and the peak extra memory of one call."""
+    """Clips/s of encode + decode and the peak extra memory of one call (``peak_gib``)."""
     device = x.device
+    extra = {}
     with torch.no_grad():
         for _ in range(warmup):
             encode_decode(model, x)
         with PeakMemory(device) as mem:
             encode_decode(model, x)
+        if device.type == "cpu":
+            extra["rss_peak_gib"] = mem.peak / GIB
+            extra["tensor_peak_gib"] = tensor_peak_bytes(lambda: encode_decode(model, x)) / GIB
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
@@ -113,7 +142,8 @@ def measure(model, x: torch.Tensor, warmup: int, repeats: int) -> dict:
     return {
         "seconds_per_call": seconds,
         "clips_per_s": x.shape[0] / seconds,
-        "peak_gib": mem.peak / GIB,
+        "peak_gib": extra.get("tensor_peak_gib", mem.peak / GIB),
+        **extra,
     }
 
 
@@ -129,7 +159,8 @@ def main() -> None:
     p.add_argument("--stream-frames", type=int, nargs="*", default=[17, 65, 129])
     p.add_argument("--stream-size", type=int, default=64, help="frame size of the streaming runs")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--chunk", type=int, default=4, help="PV-VAE latent frames per chunk")
+    p.add_argument("--chunk", type=int, default=8, help="PV-VAE latent frames per chunk")
+    p.add_argument("--slice", type=int, default=1, help="PV-VAE frames per slice (0: none)")
     p.add_argument("--out", default="bench/results/vae_speed.json")
     args = p.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -138,18 +169,19 @@ def main() -> None:
     x = x.to(dtype)
     results: dict = {"config": vars(args), "models": {}, "streaming": {}}
     for name in args.models:
-        model = build(name, args.chunk).to(device, dtype).eval()
+        model = build(name, args.chunk, args.slice or None).to(device, dtype).eval()
         params = sum(q.numel() for q in model.parameters())
         r = measure(model, x, args.warmup, args.repeats)
         results["models"][name] = {"params_m": params / 1e6, **r}
         print(
             f"{name:8s} {params / 1e6:7.1f}M  {r['clips_per_s']:.4f} clips/s  "
-            f"{r['seconds_per_call']:.2f} s/call  peak +{r['peak_gib']:.2f} GiB",
+            f"{r['seconds_per_call']:.2f} s/call  peak +{r['peak_gib']:.3f} GiB"
+            + (f" (RSS +{r['rss_peak_gib']:.3f})" if "rss_peak_gib" in r else ""),
             flush=True,
         )
         del model
     if args.stream_frames:
-        model = build("paper", args.chunk).to(device, dtype).eval()
+        model = build("paper", args.chunk, args.slice or None).to(device, dtype).eval()
         for frames in args.stream_frames:
             xs = torch.rand(1, 3, frames, args.stream_size, args.stream_size, device=device)
             r = measure(model, xs.to(dtype) * 2 - 1, warmup=0, repeats=1)
@@ -169,12 +201,15 @@ def print_table(results: dict) -> None:
         f"\nencode + decode, batch {cfg['batch']} x {cfg['frames']}x{cfg['size']}x{cfg['size']}, "
         f"{cfg['device']}, {cfg['dtype']}"
     )
-    print("| model | params (M) | clips/s | s/call | peak extra memory (GiB) |")
-    print("|---|---|---|---|---|")
+    cpu = cfg["device"] == "cpu"
+    head = "tensor peak (GiB) | RSS peak (GiB)" if cpu else "peak extra memory (GiB)"
+    print(f"| model | params (M) | clips/s | s/call | {head} |")
+    print("|---|---|---|---|---|" + ("---|" if cpu else ""))
     for name, r in models.items():
+        rss = f" {r['rss_peak_gib']:.3f} |" if cpu else ""
         print(
             f"| {name} | {r['params_m']:.1f} | {r['clips_per_s']:.4f} | "
-            f"{r['seconds_per_call']:.2f} | {r['peak_gib']:.2f} |"
+            f"{r['seconds_per_call']:.2f} | {r['peak_gib']:.3f} |{rss}"
         )
     if "paper" in models and "wan2.2" in models:
         speed = models["paper"]["clips_per_s"] / models["wan2.2"]["clips_per_s"]

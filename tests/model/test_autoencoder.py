@@ -52,16 +52,16 @@ def test_decoder_is_causal_per_frame(micro_vae):
     assert torch.all(per_frame[:5] == 0) and torch.all(per_frame[5:] > 0)
 
 
-@pytest.mark.parametrize("chunk", [1, 2, 3])
-def test_chunked_equals_whole_clip(chunk):
+@pytest.mark.parametrize(("chunk", "slice_frames"), [(1, 1), (2, 1), (3, 1), (3, None), (4, 3)])
+def test_chunked_equals_whole_clip(chunk, slice_frames):
     vae = make_micro_vae()
     x = random_video(2, 33)
     with torch.no_grad():
-        vae.set_chunk_size(None)
+        vae.set_chunk_size(None, slice_frames=None)
         params_whole = vae.encode(x).latent_dist.parameters
         z = params_whole[:, :8]
         x_whole = vae.decode(z).sample
-        vae.set_chunk_size(chunk)
+        vae.set_chunk_size(chunk, slice_frames)
         params_chunked = vae.encode(x).latent_dist.parameters
         x_chunked = vae.decode(z).sample
     assert (params_chunked - params_whole).abs().max() <= 1e-4
@@ -79,6 +79,24 @@ def test_streaming_api_matches_encode(micro_vae):
     assert state.frames == 17
     torch.testing.assert_close(z, ref, atol=1e-5, rtol=0)
     assert frames.shape == x.shape
+
+
+def test_state_is_consumed_and_copy_branches(micro_vae):
+    z = micro_vae.encode(random_video(1, 17)).latent_dist.mode().detach()
+    with torch.no_grad():
+        _, state = micro_vae.decode_chunk(z[:, :, :2])
+        branch = state.copy()
+        a, _ = micro_vae.decode_chunk(z[:, :, 2:], state)
+        b, _ = micro_vae.decode_chunk(z[:, :, 2:], branch)
+    assert not state.tails  # every layer took its tail: old and new tails never coexist
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_bad_chunk_or_slice_size(micro_vae):
+    with pytest.raises(ValueError, match="slice size"):
+        micro_vae.set_chunk_size(2, slice_frames=0)
+    with pytest.raises(ValueError, match="chunk size"):
+        micro_vae.set_chunk_size(0)
 
 
 def test_slicing_matches_batched(micro_vae):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pvvae.model.causal import CausalConv3d, ChunkContext
+from pvvae.model.causal import CausalConv3d, ChunkContext, run_sliced
 
 
 def run_stream(conv: CausalConv3d, x: torch.Tensor, sizes: list[int]) -> torch.Tensor:
@@ -41,3 +41,17 @@ def test_first_frame_is_replicated_not_zero_padded():
         conv.conv.bias.zero_()
     x = torch.full((1, 1, 1, 2, 2), 2.0)
     assert torch.allclose(conv(x), torch.full((1, 1, 1, 2, 2), 6.0))
+
+
+@pytest.mark.parametrize("frames", [1, 2, 5])
+def test_run_sliced_equals_one_call_and_hands_on_state(frames):
+    torch.manual_seed(0)
+    conv1, conv2 = CausalConv3d(3, 4, 3), CausalConv3d(4, 2, 3, stride=(2, 1, 1))
+    net = lambda x, ctx: conv2(torch.tanh(conv1(x, ctx)), ctx)  # noqa: E731
+    x = torch.randn(1, 3, 17, 5, 5)
+    whole = net(x, None)
+    ctx = ChunkContext(None, 9)  # slice the first chunk, then continue the stream whole
+    first = run_sliced(net, x[:, :, :9], ctx, frames)
+    ctx2 = ChunkContext(ctx.next_state(), 8)
+    rest = net(x[:, :, 9:], ctx2)
+    torch.testing.assert_close(torch.cat([first, rest], dim=2), whole, atol=1e-5, rtol=0)

@@ -20,6 +20,7 @@ and inference share them: a learnable padding token (:meth:`pad_latents`) and
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -107,7 +108,8 @@ class PVVAE(ModelMixin, ConfigMixin):
         self.use_slicing = False
         self.use_tiling = False
         self.tile_size, self.tile_stride = 256, 192
-        self.chunk_latent_frames: int | None = 4
+        self.chunk_latent_frames: int | None = 8
+        self.slice_frames: int | None = 1
 
     # ------------------------------------------------------------------ construction
     def initialize_weights(self) -> None:
@@ -165,15 +167,28 @@ class PVVAE(ModelMixin, ConfigMixin):
     def disable_tiling(self) -> None:
         self.use_tiling = False
 
-    def set_chunk_size(self, latent_frames: int | None) -> None:
-        """Latent frames per temporal chunk in encode/decode (None: whole clip at once).
+    def set_chunk_size(
+        self, latent_frames: int | None, slice_frames: int | None | Literal["keep"] = "keep"
+    ) -> None:
+        """Temporal chunking of encode/decode (None: whole clip at once).
 
-        Chunking keeps activation memory constant in the video length; results are equal to
-        whole-clip processing up to float rounding.
+        Args:
+            latent_frames: latent frames per chunk (default 8). Chunking keeps activation
+                memory constant in the video length.
+            slice_frames: inside each chunk, the full-resolution part of the encoder (up to
+                its first temporal downsampling) and of the decoder (from its temporal
+                upsamplings on) run on this many frames at a time (default 1; None: the whole
+                chunk). These parts hold 4x more frames than the latent chunk at the highest
+                resolutions, so this sets the peak memory. Unchanged if omitted.
+
+        Results equal whole-clip processing up to float rounding.
         """
-        if latent_frames is not None and latent_frames < 1:
-            raise ValueError(f"chunk size must be >= 1 latent frame or None, got {latent_frames}")
+        for name, value in (("chunk size", latent_frames), ("slice size", slice_frames)):
+            if value not in (None, "keep") and value < 1:
+                raise ValueError(f"{name} must be >= 1 frame or None, got {value}")
         self.chunk_latent_frames = latent_frames
+        if slice_frames != "keep":
+            self.slice_frames = slice_frames
 
     # ------------------------------------------------------------------ input handling
     def check_pixels(self, x: Tensor) -> None:
@@ -250,7 +265,7 @@ class PVVAE(ModelMixin, ConfigMixin):
             the posterior of this chunk's latents, (B, Cz, 1 + m or m, h, w), and the new state.
         """
         ctx = ChunkContext(state, x.shape[2])
-        posterior = DiagonalGaussian(self.encoder(x, ctx))
+        posterior = DiagonalGaussian(self.encoder(x, ctx, self.slice_frames))
         return posterior, ctx.next_state()
 
     def _encode_tiled(self, x: Tensor) -> Tensor:
@@ -263,7 +278,7 @@ class PVVAE(ModelMixin, ConfigMixin):
     def _encode_stream(self, x: Tensor) -> Tensor:
         """Posterior parameters of x (B, 3, 1 + 4k, H, W) in temporal chunks."""
         if self.chunk_latent_frames is None:
-            return self.encoder(x)
+            return self.encoder(x, slice_frames=self.slice_frames)
         ct, n = self.temporal_compression, self.chunk_latent_frames
         bounds = [0, 1 + ct * (n - 1)]
         while bounds[-1] < x.shape[2]:
@@ -302,7 +317,7 @@ class PVVAE(ModelMixin, ConfigMixin):
         (B, 3, 4m, H, W) after it, and the state to pass with the next chunk.
         """
         ctx = ChunkContext(state, z.shape[2])
-        return self.decoder(z, ctx), ctx.next_state()
+        return self.decoder(z, ctx, self.slice_frames), ctx.next_state()
 
     def iter_decode(self, z: Tensor) -> Iterator[Tensor]:
         """Yield decoded pixel chunks of (B, Cz, t, h, w) latents, oldest first (no tiling)."""
@@ -321,7 +336,7 @@ class PVVAE(ModelMixin, ConfigMixin):
 
     def _decode_stream(self, z: Tensor) -> Tensor:
         if self.chunk_latent_frames is None:
-            return self.decoder(z)
+            return self.decoder(z, slice_frames=self.slice_frames)
         return torch.cat(list(self.iter_decode(z)), dim=2)  # (B, 3, T, H, W)
 
     # ------------------------------------------------------------------ full pass

@@ -26,6 +26,11 @@ from torch import Tensor, nn
 class CausalState:
     """Streaming state of a causal network between two temporal chunks.
 
+    A state is consumed by the chunk that reads it: each layer takes its tail out of the
+    state as it reads it, so that the tails of the old and the new state are never in
+    memory together (as Wan's feature cache overwrites its entries). Pass each state once;
+    to branch a stream (continue one prefix in two ways), :meth:`copy` it first.
+
     Attributes:
         tails: per-layer unconsumed input frames, keyed by the layer object. Each value has
             shape (B, C, n, H, W) with n = kernel - stride frames in steady state.
@@ -39,6 +44,10 @@ class CausalState:
     def is_first(self) -> bool:
         """True while no chunk has been processed: layers pad instead of reading a tail."""
         return self.frames == 0
+
+    def copy(self) -> CausalState:
+        """A state that can be consumed independently of this one (tensors are shared)."""
+        return CausalState(tails=dict(self.tails), frames=self.frames)
 
 
 class ChunkContext:
@@ -59,13 +68,37 @@ class ChunkContext:
         return self.prev.is_first
 
     def read(self, layer: nn.Module) -> Tensor | None:
-        return self.prev.tails.get(layer)
+        """Take ``layer``'s tail out of the previous state (None on a first chunk)."""
+        return self.prev.tails.pop(layer, None)
 
     def write(self, layer: nn.Module, tail: Tensor) -> None:
         self._tails[layer] = tail
 
     def next_state(self) -> CausalState:
         return CausalState(tails=self._tails, frames=self.prev.frames + self.num_frames)
+
+
+def run_sliced(fn, x: Tensor, ctx: ChunkContext | None, frames: int) -> Tensor:
+    """``fn(x, ctx)`` computed over slices of ``frames`` frames of x, oldest first.
+
+    ``fn`` is a causal function of its input built from layers of this module (e.g. the
+    high-resolution end of the decoder). Each slice runs with its own :class:`ChunkContext`,
+    chained from ``ctx``'s previous state, and the tails left by the last slice are written
+    to ``ctx``, so the result and the state handed on equal those of one call on all of x
+    (up to float rounding), while activations exist for one slice at a time.
+
+    x: (B, C, T, H, W) -> fn's output for all T frames, concatenated in time.
+    """
+    state = ctx.prev if ctx is not None else CausalState()
+    outs = []
+    for piece in x.split(frames, dim=2):
+        sub = ChunkContext(state, piece.shape[2])
+        outs.append(fn(piece, sub))
+        state = sub.next_state()
+    if ctx is not None:
+        for layer, tail in state.tails.items():
+            ctx.write(layer, tail)
+    return torch.cat(outs, dim=2)
 
 
 class CausalConv3d(nn.Module):
@@ -110,8 +143,8 @@ class CausalConv3d(nn.Module):
             tail = x[:, :, :1].expand(-1, -1, kt - 1, -1, -1)
         buffer = torch.cat([tail, x], dim=2)  # (B, C, n_tail + T, H, W)
         num_out = (buffer.shape[2] - kt) // st + 1 if buffer.shape[2] >= kt else 0
-        if ctx is not None:  # keep what the next chunk still needs
-            ctx.write(self, buffer[:, :, num_out * st :])
+        if ctx is not None:  # keep what the next chunk still needs (a copy: frees the buffer)
+            ctx.write(self, buffer[:, :, num_out * st :].clone())
         if num_out == 0:
             shape = (x.shape[0], self.conv.out_channels, 0, *self._spatial_out(x))
             return x.new_zeros(shape)

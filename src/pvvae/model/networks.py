@@ -14,12 +14,13 @@ z (B, 64, 1 + k, h, w) -> (B, 3, 1 + 4k, 16h, 16w).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pvvae.model.blocks import ChannelRMSNorm, Downsample, MidBlock, ResBlock, Upsample
-from pvvae.model.causal import CausalConv3d, ChunkContext
+from pvvae.model.causal import CausalConv3d, ChunkContext, run_sliced
 
 
 class Encoder(nn.Module):
@@ -53,20 +54,39 @@ class Encoder(nn.Module):
             prev = width if depth > 0 else prev
             if level < len(temporal_downsample):
                 self.downs.append(Downsample(prev, temporal_downsample[level]))
+        self.temporal_levels = [i for i, t in enumerate(temporal_downsample) if t]
         self.mid = MidBlock(prev)
         self.norm_out = ChannelRMSNorm(prev)
         self.conv_out = CausalConv3d(prev, out_channels, 3)
 
-    def forward(self, x: Tensor, ctx: ChunkContext | None = None) -> Tensor:
-        """x: (B, 3, T, H, W) -> (B, 2 * Cz, t, H / s, W / s)."""
-        h = self.conv_in(x, ctx)
-        for level, stage in enumerate(self.stages):
-            for block in stage:
+    def forward(
+        self, x: Tensor, ctx: ChunkContext | None = None, slice_frames: int | None = None
+    ) -> Tensor:
+        """x: (B, 3, T, H, W) -> (B, 2 * Cz, t, H / s, W / s).
+
+        ``slice_frames``: when set, the full-resolution part (up to and including the first
+        temporal downsampling, where activations are largest) runs on ``slice_frames`` frames
+        at a time (see :func:`~pvvae.model.causal.run_sliced`). Same output.
+        """
+        split = self.temporal_levels[0] + 1 if self.temporal_levels else 0
+        if slice_frames and split:
+            head = partial(self._run_levels, 0, split)
+            h = run_sliced(head, x, ctx, slice_frames)
+        else:
+            h = self._run_levels(0, split, x, ctx)
+        h = self.mid(self._run_levels(split, len(self.stages), h, ctx), ctx)
+        return self.conv_out(F.silu(self.norm_out(h)), ctx)
+
+    def _run_levels(self, start: int, stop: int, h: Tensor, ctx: ChunkContext | None) -> Tensor:
+        """conv_in (when start is 0), then stages start..stop-1, each with its downsampling."""
+        if start == 0:
+            h = self.conv_in(h, ctx)
+        for level in range(start, stop):
+            for block in self.stages[level]:
                 h = block(h, ctx)
             if level < len(self.downs):
                 h = self.downs[level](h, ctx)
-        h = self.mid(h, ctx)
-        return self.conv_out(F.silu(self.norm_out(h)), ctx)
+        return h
 
 
 class Decoder(nn.Module):
@@ -106,12 +126,37 @@ class Decoder(nn.Module):
         self.norm_out = ChannelRMSNorm(prev)
         self.conv_out = CausalConv3d(prev, out_channels, 3)
 
-    def forward(self, z: Tensor, ctx: ChunkContext | None = None) -> Tensor:
-        """z: (B, Cz, t, h, w) -> (B, 3, T, h * s, w * s)."""
+    def forward(
+        self, z: Tensor, ctx: ChunkContext | None = None, slice_frames: int | None = None
+    ) -> Tensor:
+        """z: (B, Cz, t, h, w) -> (B, 3, T, h * s, w * s).
+
+        ``slice_frames``: when set, each temporal upsampling and everything after it runs on
+        ``slice_frames`` frames at a time, before and after the upsampling (see
+        :func:`~pvvae.model.causal.run_sliced`): the full-resolution stages, where activations
+        are largest, then hold one slice instead of the 4x longer chunk. Same output.
+        """
         h = self.mid(self.conv_in(z, ctx), ctx)
-        for i, stage in enumerate(self.stages):
-            for block in stage:
+        return self._run_from(0, h, ctx, slice_frames)
+
+    def _run_from(
+        self, level: int, h: Tensor, ctx: ChunkContext | None, slice_frames: int | None
+    ) -> Tensor:
+        """Stages ``level``.. (with their upsamplings) and the output head on features h."""
+        for i in range(level, len(self.stages)):
+            for block in self.stages[i]:
                 h = block(h, ctx)
-            if i < len(self.ups):
-                h = self.ups[i](h, ctx)
+            if i == len(self.ups):
+                break
+            if slice_frames and self.ups[i].temporal is not None:
+                step = partial(self._upsample_then_run, i, slice_frames=slice_frames)
+                return run_sliced(step, h, ctx, slice_frames)
+            h = self.ups[i](h, ctx)
         return self.conv_out(F.silu(self.norm_out(h)), ctx)
+
+    def _upsample_then_run(
+        self, i: int, h: Tensor, ctx: ChunkContext, slice_frames: int
+    ) -> Tensor:
+        """Temporal upsampling ``i`` of one slice, then the rest, again slice by slice."""
+        rest = partial(self._run_from, i + 1, slice_frames=slice_frames)
+        return run_sliced(rest, self.ups[i](h, ctx), ctx, slice_frames)
