@@ -20,6 +20,17 @@ Peak memory, always the extra memory one call needs on top of the loaded model a
   reset through ``/proc/self/clear_refs``) minus the resident size before the call; it also
   counts the heap allocator's and oneDNN's caches, so it depends on what ran before.
 
+Streaming (17, 65 and 129 frames of ``--stream-size``, default 128 like the main run):
+``encode``, then ``iter_decode`` with each pixel chunk dropped as a video writer would, so
+that the figure is the working memory, not the output video (which ``decode`` returns
+whole: 196 KiB per 128x128 frame in float32). A 17-frame clip fits in one chunk; longer
+ones reach the steady state in which every causal conv holds a 2-frame cache from the
+previous chunk. On the CPU, oneDNN also copies each 1024-wide 3x3x3 conv weight (109 MiB)
+into its blocked layout on every call; at small frame sizes (64x64) that transient sets the
+peak, and a steady-state chunk then exceeds the first chunk by the cache (+33 MiB at 64x64:
+112 -> 145 MiB, then flat). At 128x128 the activations dominate, as on a GPU, where there
+is no such copy.
+
 PV-VAE runs with its defaults: chunks of 8 latent frames, and the full-resolution parts of
 the encoder and decoder in slices of 1 frame (``PVVAE.set_chunk_size``); ``--chunk`` and
 ``--slice`` (0: no slicing) change them.
@@ -65,6 +76,13 @@ def build(name: str, chunk: int | None = 8, slice_frames: int | None = 1) -> tor
     vae = PVVAE.from_preset(name)
     vae.set_chunk_size(chunk, slice_frames)
     return vae
+
+
+def prepare(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """The model on ``device`` in eval mode; cast only for a non-float32 ``dtype`` (diffusers
+    warns on every ``.to(dtype)`` call)."""
+    model = model.to(device).eval()
+    return model if dtype == torch.float32 else model.to(dtype)
 
 
 def encode_decode(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -119,23 +137,32 @@ def tensor_peak_bytes(fn) -> int:
     return peak
 
 
-def measure(model, x: torch.Tensor, warmup: int, repeats: int) -> dict:
-    """Clips/s of encode + decode and the peak extra memory of one call (``peak_gib``)."""
+def stream_encode_decode(model, x: torch.Tensor) -> None:
+    """Encode, then decode chunk by chunk with ``iter_decode``, dropping each pixel chunk as a
+    streaming writer would: the working memory, without holding the output video."""
+    z = model.encode(x).latent_dist.mode()
+    for chunk in model.iter_decode(z):
+        del chunk  # written out
+
+
+def measure(model, x: torch.Tensor, warmup: int, repeats: int, run=encode_decode) -> dict:
+    """Clips/s of ``run(model, x)`` (default: encode + decode) and the peak extra memory of one
+    call (``peak_gib``)."""
     device = x.device
     extra = {}
     with torch.no_grad():
         for _ in range(warmup):
-            encode_decode(model, x)
+            run(model, x)
         with PeakMemory(device) as mem:
-            encode_decode(model, x)
+            run(model, x)
         if device.type == "cpu":
             extra["rss_peak_gib"] = mem.peak / GIB
-            extra["tensor_peak_gib"] = tensor_peak_bytes(lambda: encode_decode(model, x)) / GIB
+            extra["tensor_peak_gib"] = tensor_peak_bytes(lambda: run(model, x)) / GIB
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
         for _ in range(repeats):
-            encode_decode(model, x)
+            run(model, x)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = (time.perf_counter() - start) / repeats
@@ -150,14 +177,14 @@ def measure(model, x: torch.Tensor, warmup: int, repeats: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--models", nargs="+", default=["paper", "wan2.1", "wan2.2"])
+    p.add_argument("--models", nargs="*", default=["paper", "wan2.1", "wan2.2"])
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--frames", type=int, default=17)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--stream-frames", type=int, nargs="*", default=[17, 65, 129])
-    p.add_argument("--stream-size", type=int, default=64, help="frame size of the streaming runs")
+    p.add_argument("--stream-size", type=int, default=128, help="frame size of the streaming runs")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--chunk", type=int, default=8, help="PV-VAE latent frames per chunk")
     p.add_argument("--slice", type=int, default=1, help="PV-VAE frames per slice (0: none)")
@@ -169,7 +196,7 @@ def main() -> None:
     x = x.to(dtype)
     results: dict = {"config": vars(args), "models": {}, "streaming": {}}
     for name in args.models:
-        model = build(name, args.chunk, args.slice or None).to(device, dtype).eval()
+        model = prepare(build(name, args.chunk, args.slice or None), device, dtype)
         params = sum(q.numel() for q in model.parameters())
         r = measure(model, x, args.warmup, args.repeats)
         results["models"][name] = {"params_m": params / 1e6, **r}
@@ -181,10 +208,10 @@ def main() -> None:
         )
         del model
     if args.stream_frames:
-        model = build("paper", args.chunk, args.slice or None).to(device, dtype).eval()
+        model = prepare(build("paper", args.chunk, args.slice or None), device, dtype)
         for frames in args.stream_frames:
             xs = torch.rand(1, 3, frames, args.stream_size, args.stream_size, device=device)
-            r = measure(model, xs.to(dtype) * 2 - 1, warmup=0, repeats=1)
+            r = measure(model, xs.to(dtype) * 2 - 1, 0, 1, run=stream_encode_decode)
             results["streaming"][frames] = r
             print(f"paper streaming {frames:4d} frames: peak +{r['peak_gib']:.3f} GiB", flush=True)
     print_table(results)

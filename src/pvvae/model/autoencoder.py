@@ -326,6 +326,7 @@ class PVVAE(ModelMixin, ConfigMixin):
         for zc in z.split(n, dim=2):
             x, state = self.decode_chunk(zc, state)
             yield x
+            del x  # not held while the next chunk is decoded
 
     def _decode_tiled(self, z: Tensor) -> Tensor:
         s = self.spatial_compression
