@@ -184,3 +184,48 @@ def test_t4s8c16_preset_layout():
         vae = PVVAE.from_preset("t4s8c16")
     assert vae.spatial_compression == 8 and vae.temporal_compression == 4
     assert vae.config.latent_channels == 16
+
+
+def _shortcut_vae() -> PVVAE:
+    vae = make_micro_vae(patch_shortcut=True)
+    with torch.no_grad():  # the decoder's linear path starts at zero: make it visible
+        vae.decoder.shortcut.proj.weight.normal_(0.0, 0.05)
+    return vae
+
+
+def test_patch_shortcut_starts_at_zero_in_the_decoder_and_on_the_log_variance():
+    vae = make_micro_vae(patch_shortcut=True)
+    c = vae.config.latent_channels
+    assert torch.count_nonzero(vae.decoder.shortcut.proj.weight) == 0
+    assert torch.count_nonzero(vae.encoder.shortcut.proj.weight[c:]) == 0
+    assert torch.count_nonzero(vae.encoder.shortcut.proj.weight[:c]) > 0
+
+
+@pytest.mark.parametrize(("chunk", "slice_frames"), [(1, 1), (3, None)])
+def test_patch_shortcut_is_chunk_invariant(chunk, slice_frames):
+    vae = _shortcut_vae()
+    x = random_video(1, 33)
+    with torch.no_grad():
+        vae.set_chunk_size(None, slice_frames=None)
+        params = vae.encode(x).latent_dist.parameters
+        z = params[:, :8]
+        whole = vae.decode(z).sample
+        vae.set_chunk_size(chunk, slice_frames)
+        assert (vae.encode(x).latent_dist.parameters - params).abs().max() <= 1e-4
+        assert (vae.decode(z).sample - whole).abs().max() <= 1e-4
+
+
+def test_patch_shortcut_keeps_causality():
+    vae = _shortcut_vae()
+    x = random_video(1, 17)
+    y = x.clone()
+    y[:, :, 10] = -y[:, :, 10]  # group 3 (frames 9..12)
+    with torch.no_grad():
+        enc = (vae.encode(x).latent_dist.mode() - vae.encode(y).latent_dist.mode()).abs()
+        z = vae.encode(x).latent_dist.mode()
+        z2 = z.clone()
+        z2[:, :, 2] += 1.0  # latent 2 decodes to frames 5..8
+        dec = (vae.decode(z).sample - vae.decode(z2).sample).abs()
+    per_group, per_frame = enc.amax(dim=(0, 1, 3, 4)), dec.amax(dim=(0, 1, 3, 4))
+    assert torch.all(per_group[:3] == 0) and torch.all(per_group[3:] > 0)
+    assert torch.all(per_frame[:5] == 0) and torch.all(per_frame[5:9] > 0)

@@ -53,6 +53,10 @@ class PVVAE(ModelMixin, ConfigMixin):
         pad_mode: how dropped latent frames are filled in predictive reconstruction:
             "learnable" (a learned Cz-vector broadcast over h x w, the seed's default) or
             "gaussian" (fresh N(0, I) samples), seed Table 6.
+        patch_shortcut: add a linear pixel-group <-> latent path beside the deep encoder and
+            decoder (:class:`~pvvae.model.networks.PatchShortcut`; not in the seed's model,
+            off in ``paper``, on in ``tiny``, whose deep path alone stays at the mean image
+            in a CPU-length run). The linear path starts at zero in the decoder.
         latents_mean, latents_std: per-channel statistics of the latents (Cz values each),
             used by :meth:`normalize` / :meth:`denormalize`; ``None`` means 0 and 1.
     """
@@ -71,6 +75,7 @@ class PVVAE(ModelMixin, ConfigMixin):
         decoder_layers: Sequence[int] = (1, 1, 1, 1, 1),
         temporal_downsample: Sequence[bool] = (True, True, False, False),
         pad_mode: str = "learnable",
+        patch_shortcut: bool = False,
         latents_mean: Sequence[float] | None = None,
         latents_std: Sequence[float] | None = None,
     ) -> None:
@@ -93,10 +98,12 @@ class PVVAE(ModelMixin, ConfigMixin):
             if stats is not None and len(stats) != latent_channels:
                 raise ValueError(f"{name} has {len(stats)} values, expected {latent_channels}")
         self.encoder = Encoder(
-            in_channels, 2 * latent_channels, encoder_channels, encoder_layers, temporal_downsample
+            in_channels, 2 * latent_channels, encoder_channels, encoder_layers,
+            temporal_downsample, patch_shortcut,
         )
         self.decoder = Decoder(
-            latent_channels, out_channels, decoder_channels, decoder_layers, temporal_downsample
+            latent_channels, out_channels, decoder_channels, decoder_layers,
+            temporal_downsample, patch_shortcut,
         )
         # The padding token of predictive reconstruction: one Cz-vector, broadcast over
         # (t, h, w) like a masked-modelling mask token (seed Table 6, "learnable").
@@ -134,6 +141,9 @@ class PVVAE(ModelMixin, ConfigMixin):
                 nn.init.zeros_(module.proj.weight)
         with torch.no_grad():
             self.encoder.conv_out.conv.bias[self.config.latent_channels :] = -4.0
+            if self.encoder.shortcut is not None:  # the linear path starts on the mean only
+                self.encoder.shortcut.proj.weight[self.config.latent_channels :] = 0.0
+                nn.init.zeros_(self.decoder.shortcut.proj.weight)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> PVVAE:

@@ -16,11 +16,47 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pvvae.model.blocks import ChannelRMSNorm, Downsample, MidBlock, ResBlock, Upsample
 from pvvae.model.causal import CausalConv3d, ChunkContext, run_sliced
+
+
+class PatchShortcut(nn.Module):
+    """A linear path between pixel groups and latents, beside the deep network (optional).
+
+    Encoding: a conv with kernel = stride = (ct, s, s) (ct = 4, s = 16 for t4s16) maps each
+    group of ct frames and s x s pixels to one latent position; on a first chunk the first
+    frame is replicated ct - 1 times on the left, so frame 0 forms a group alone, as in the
+    deep path. Decoding: the transposed conv, dropping the ct - 1 replicated frames on a
+    first chunk. Kernel = stride keeps it causal and exact under chunking, slicing and
+    tiling (chunks and tiles start on group boundaries).
+
+    Not part of the seed's model (off in ``paper``): it lets the small CPU model (``tiny``)
+    leave the mean image, which its deep path alone does not do in a few hundred steps.
+    x: (B, 3, 1 + 4k, H, W) -> (B, C_out, 1 + k, H / s, W / s), or back when decoding.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, temporal: Sequence[bool], encode: bool
+    ) -> None:
+        super().__init__()
+        self.ct, s = 2 ** sum(bool(t) for t in temporal), 2 ** len(temporal)
+        conv = nn.Conv3d if encode else nn.ConvTranspose3d
+        kernel = (self.ct, s, s)
+        self.encode = encode
+        self.proj = conv(in_channels, out_channels, kernel, stride=kernel, bias=False)
+
+    def forward(self, x: Tensor, ctx: ChunkContext | None = None) -> Tensor:
+        first = ctx is None or ctx.is_first
+        if self.encode:
+            if first:
+                x = torch.cat([x[:, :, :1].expand(-1, -1, self.ct - 1, -1, -1), x], dim=2)
+            return self.proj(x)
+        out = self.proj(x)  # (B, C_out, ct * t, H, W)
+        return out[:, :, self.ct - 1 :] if first else out
 
 
 class Encoder(nn.Module):
@@ -33,6 +69,8 @@ class Encoder(nn.Module):
             than there are downsamplings.
         layers: residual blocks per stage (same length as ``channels``).
         temporal_downsample: for each downsampling, whether it also halves time.
+        patch_shortcut: add a linear map of each pixel group (kernel = stride = the
+            compression, first frame replicated) to the posterior parameters.
     """
 
     def __init__(
@@ -42,9 +80,15 @@ class Encoder(nn.Module):
         channels: Sequence[int],
         layers: Sequence[int],
         temporal_downsample: Sequence[bool],
+        patch_shortcut: bool = False,
     ) -> None:
         super().__init__()
         self.conv_in = CausalConv3d(in_channels, channels[0], 3)
+        self.shortcut = (
+            PatchShortcut(in_channels, out_channels, temporal_downsample, encode=True)
+            if patch_shortcut
+            else None
+        )
         self.stages = nn.ModuleList()
         self.downs = nn.ModuleList()
         prev = channels[0]
@@ -75,7 +119,8 @@ class Encoder(nn.Module):
         else:
             h = self._run_levels(0, split, x, ctx)
         h = self.mid(self._run_levels(split, len(self.stages), h, ctx), ctx)
-        return self.conv_out(F.silu(self.norm_out(h)), ctx)
+        h = self.conv_out(F.silu(self.norm_out(h)), ctx)
+        return h if self.shortcut is None else h + self.shortcut(x, ctx)
 
     def _run_levels(self, start: int, stop: int, h: Tensor, ctx: ChunkContext | None) -> Tensor:
         """conv_in (when start is 0), then stages start..stop-1, each with its downsampling."""
@@ -99,6 +144,8 @@ class Decoder(nn.Module):
         layers: residual blocks per stage, from full resolution down.
         temporal_upsample: for each upsampling counted from full resolution down, whether it
             also doubles time (the mirror of the encoder's ``temporal_downsample``).
+        patch_shortcut: add a linear map of each latent to its pixel group (the transpose
+            of the encoder's) to the output.
     """
 
     def __init__(
@@ -108,8 +155,14 @@ class Decoder(nn.Module):
         channels: Sequence[int],
         layers: Sequence[int],
         temporal_upsample: Sequence[bool],
+        patch_shortcut: bool = False,
     ) -> None:
         super().__init__()
+        self.shortcut = (
+            PatchShortcut(in_channels, out_channels, temporal_upsample, encode=False)
+            if patch_shortcut
+            else None
+        )
         top = channels[-1]
         self.conv_in = CausalConv3d(in_channels, top, 3)
         self.mid = MidBlock(top)
@@ -136,8 +189,8 @@ class Decoder(nn.Module):
         :func:`~pvvae.model.causal.run_sliced`): the full-resolution stages, where activations
         are largest, then hold one slice instead of the 4x longer chunk. Same output.
         """
-        h = self.mid(self.conv_in(z, ctx), ctx)
-        return self._run_from(0, h, ctx, slice_frames)
+        h = self._run_from(0, self.mid(self.conv_in(z, ctx), ctx), ctx, slice_frames)
+        return h if self.shortcut is None else h + self.shortcut(z, ctx)
 
     def _run_from(
         self, level: int, h: Tensor, ctx: ChunkContext | None, slice_frames: int | None
