@@ -8,10 +8,14 @@ import torch.nn.functional as F
 
 from pvvae.data.synthetic import (
     SHAPE_KINDS,
+    SYNTHETIC_PRESETS,
     SyntheticConfig,
     SyntheticVideoDataset,
+    preset_config,
     synthetic_clip,
 )
+
+PROVING = preset_config("proving_ground")
 
 
 def _sample(frames: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
@@ -60,15 +64,18 @@ def test_same_scene_at_any_resolution():
     assert (down - small["video"]).abs().mean() < 0.05
 
 
+@pytest.mark.parametrize("preset", sorted(SYNTHETIC_PRESETS))
 @pytest.mark.parametrize("camera_pan", [True, False])
-def test_flow_warps_frame_to_next(camera_pan):
+def test_flow_warps_frame_to_next(camera_pan, preset):
     """Frame i at x equals frame i+1 at x + flow_i(x) on non-occluded pixels.
 
     A pixel counts as occluded when its target leaves the frame or lands on a surface with a
     different motion (flow_{i+1} there differs from flow_i here): flows are piecewise constant.
     """
     for index in range(4):
-        item = synthetic_clip(1, index, camera_pan=camera_pan, acceleration=index == 3)
+        item = synthetic_clip(
+            1, index, preset_config(preset), camera_pan=camera_pan, acceleration=index == 3
+        )
         video, flow = item["video"], item["flow"]
         _, t, h, w = video.shape
         ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
@@ -156,3 +163,35 @@ def test_generation_is_fast():
         synthetic_clip(0, index)
     per_clip = (time.perf_counter() - start) / 20
     assert per_clip < 0.04, f"{per_clip * 1e3:.1f} ms per 17x64x64 clip"
+
+
+def test_proving_ground_preset_is_smooth_flat_and_deterministic():
+    """No texture, stripes or noise: the background varies slowly and each shape is flat."""
+    a, b = synthetic_clip(3, 5, PROVING), synthetic_clip(3, 5, PROVING)
+    for key in ("video", "flow", "tracks", "visible"):
+        assert torch.equal(a[key], b[key]), key
+    textured = synthetic_clip(3, 5)
+    assert a["label"] == textured["label"]  # same scene, other rendering
+    clean = synthetic_clip(3, 5, PROVING, num_shapes=(0, 0))["video"]  # background only
+    assert clean.diff(dim=-1).abs().max() < 0.1  # low-frequency gradient, no pixel noise
+    noisy = synthetic_clip(3, 5, num_shapes=(0, 0))["video"]
+    assert noisy.diff(dim=-1).abs().max() > 0.1  # the textured preset is not
+    one = synthetic_clip(3, 5, PROVING, camera_pan=False, num_shapes=(1, 1))
+    on_shape = one["flow"].norm(dim=0)[0] > 0  # frame 0: only the shape moves without pan
+    colours = one["video"][:, 0][:, on_shape]  # (3, P) pixels of the shape
+    assert on_shape.sum() > 20
+    flat = (colours - colours.median(dim=1, keepdim=True).values).abs().amax(dim=0) < 0.01
+    assert flat.float().mean() > 0.7  # one flat colour but on the anti-aliased edge pixels
+
+
+def test_preset_fields_and_errors():
+    assert PROVING.texture is False and PROVING.stripes is False and PROVING.noise_std == 0
+    assert preset_config("proving_ground", camera_pan=False).camera_pan is False
+    assert SyntheticVideoDataset(2).config == PROVING  # the library's default content
+    assert SyntheticVideoDataset(2, preset="textured").config == SyntheticConfig()
+    ds = SyntheticVideoDataset(2, num_shapes=[2, 2], speed_range=[0.0, 0.0])
+    assert ds.config.num_shapes == (2, 2) and ds.config.speed_range == (0.0, 0.0)
+    with pytest.raises(ValueError, match="proving_ground"):
+        preset_config("nope")
+    with pytest.raises(ValueError, match="speed_range"):
+        SyntheticConfig(speed_range=(0.05, 0.01))

@@ -55,10 +55,15 @@ def test_decoder_is_causal_per_frame(micro_vae):
 @pytest.mark.parametrize(
     ("chunk", "slice_frames", "shortcut"),
     [(1, 1, False), (2, 1, False), (3, 1, False), (3, None, False), (4, 3, False),
-     (1, 1, True), (3, None, True)],
+     (1, 1, True), (3, None, True), (2, 1, "none")],
 )
 def test_chunked_equals_whole_clip(chunk, slice_frames, shortcut):
-    vae = _shortcut_vae() if shortcut else make_micro_vae()
+    """Chunking and slicing are exact, with the resampling shortcuts (default), with the
+    patch shortcut, and with no shortcut at all ("none")."""
+    if shortcut == "none":
+        vae = make_micro_vae(resample_shortcut=False)
+    else:
+        vae = _shortcut_vae() if shortcut else make_micro_vae()
     x = random_video(2, 33)
     with torch.no_grad():
         vae.set_chunk_size(None, slice_frames=None)

@@ -57,6 +57,9 @@ class PVVAE(ModelMixin, ConfigMixin):
             decoder (:class:`~pvvae.model.networks.PatchShortcut`; not in the seed's model,
             off in ``paper``, on in ``tiny``, whose deep path alone stays at the mean image
             in a CPU-length run). The linear path starts at zero in the decoder.
+        resample_shortcut: parameter-free residual paths around every down- and upsampling
+            (block means down, repeats up; Wan2.2's AvgDown3D / DupUp3D). On in every preset:
+            without them the deep path of a small model collapses to the mean image.
         latents_mean, latents_std: per-channel statistics of the latents (Cz values each),
             used by :meth:`normalize` / :meth:`denormalize`; ``None`` means 0 and 1.
     """
@@ -76,6 +79,7 @@ class PVVAE(ModelMixin, ConfigMixin):
         temporal_downsample: Sequence[bool] = (True, True, False, False),
         pad_mode: str = "learnable",
         patch_shortcut: bool = False,
+        resample_shortcut: bool = True,
         latents_mean: Sequence[float] | None = None,
         latents_std: Sequence[float] | None = None,
     ) -> None:
@@ -99,11 +103,11 @@ class PVVAE(ModelMixin, ConfigMixin):
                 raise ValueError(f"{name} has {len(stats)} values, expected {latent_channels}")
         self.encoder = Encoder(
             in_channels, 2 * latent_channels, encoder_channels, encoder_layers,
-            temporal_downsample, patch_shortcut,
+            temporal_downsample, patch_shortcut, resample_shortcut,
         )
         self.decoder = Decoder(
             latent_channels, out_channels, decoder_channels, decoder_layers,
-            temporal_downsample, patch_shortcut,
+            temporal_downsample, patch_shortcut, resample_shortcut,
         )
         # The padding token of predictive reconstruction: one Cz-vector, broadcast over
         # (t, h, w) like a masked-modelling mask token (seed Table 6, "learnable").

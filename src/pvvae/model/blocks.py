@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from pvvae.model.causal import CausalConv3d, ChunkContext
+from pvvae.model.causal import CausalConv3d, ChunkContext, causal_window
 
 
 class ChannelRMSNorm(nn.Module):
@@ -105,18 +105,34 @@ class Downsample(nn.Module):
     1 + 2m frames to 1 + m: frame 0 stays alone (the image / first-frame group) and every
     later output summarises two new frames. x: (B, C, T, H, W) -> (B, C, T', H/2, W/2) with
     T' = 1 + (T - 1) / 2 when ``temporal`` else T.
+
+    ``shortcut``: add a parameter-free residual path, the mean over each 2 x 2 pixel block
+    and (when ``temporal``) over each causal pair of frames (frame 0 alone, then (1, 2),
+    (3, 4), ...), as Wan2.2's AvgDown3D. Without it, content must pass through the strided
+    convs alone and a small model collapses to the mean image (README, "The model").
     """
 
-    def __init__(self, channels: int, temporal: bool) -> None:
+    def __init__(self, channels: int, temporal: bool, shortcut: bool = True) -> None:
         super().__init__()
         self.spatial = nn.Conv3d(channels, channels, (1, 3, 3), stride=(1, 2, 2))
         self.temporal = CausalConv3d(channels, channels, (3, 1, 1), (2, 1, 1)) if temporal else None
+        self.shortcut = shortcut
 
     def forward(self, x: Tensor, ctx: ChunkContext | None = None) -> Tensor:
-        x = self.spatial(F.pad(x, (0, 1, 0, 1)))  # (B, C, T, H/2, W/2): pad right/bottom by 1
+        h = self.spatial(F.pad(x, (0, 1, 0, 1)))  # (B, C, T, H/2, W/2): pad right/bottom by 1
         if self.temporal is not None:
-            x = self.temporal(x, ctx)  # (B, C, T', H/2, W/2)
-        return x
+            h = self.temporal(h, ctx)  # (B, C, T', H/2, W/2)
+        return h + self._average(x, ctx) if self.shortcut else h
+
+    def _average(self, x: Tensor, ctx: ChunkContext | None) -> Tensor:
+        """The shortcut: (B, C, T, H, W) -> (B, C, T', H/2, W/2) block means."""
+        x = F.avg_pool3d(x, (1, 2, 2))  # (B, C, T, H/2, W/2)
+        if self.temporal is None:
+            return x
+        pairs = causal_window(self, x, ctx, kt=2, st=2)  # first frame doubled on a first chunk
+        if pairs is None:
+            return x[:, :, :0]
+        return rearrange(pairs, "b c (t two) h w -> b c t two h w", two=2).mean(dim=3)
 
 
 class Upsample(nn.Module):
@@ -126,19 +142,29 @@ class Upsample(nn.Module):
     interleaves them in time and drops the very first one, so 1 + m frames become 1 + 2m:
     latent frame 0 decodes to one frame, latent frame i >= 1 to frames 2i - 1 and 2i.
     x: (B, C, T, H, W) -> (B, C, T', 2H, 2W), T' = 2T - 1 on a whole clip when ``temporal``.
+
+    ``shortcut``: add a parameter-free residual path that repeats each input frame over the
+    output frames it maps to and each pixel over its 2 x 2 block (the mirror of
+    :class:`Downsample`'s, as Wan2.2's DupUp3D).
     """
 
-    def __init__(self, channels: int, temporal: bool) -> None:
+    def __init__(self, channels: int, temporal: bool, shortcut: bool = True) -> None:
         super().__init__()
         self.temporal = CausalConv3d(channels, 2 * channels, (3, 1, 1)) if temporal else None
         self.spatial = nn.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1))
+        self.shortcut = shortcut
 
     def forward(self, x: Tensor, ctx: ChunkContext | None = None) -> Tensor:
+        first = ctx is None or ctx.is_first
+        h = x
         if self.temporal is not None:
-            first = ctx is None or ctx.is_first
-            x = self.temporal(x, ctx)  # (B, 2C, T, H, W)
-            x = rearrange(x, "b (two c) t h w -> b c (t two) h w", two=2)  # (B, C, 2T, H, W)
-            if first:
-                x = x[:, :, 1:]  # the first latent frame decodes to a single frame
-        x = F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="nearest")  # (B, C, T', 2H, 2W)
-        return self.spatial(x)
+            h = self.temporal(h, ctx)  # (B, 2C, T, H, W)
+            h = rearrange(h, "b (two c) t h w -> b c (t two) h w", two=2)  # (B, C, 2T, H, W)
+            h = h[:, :, 1:] if first else h  # the first latent frame decodes to a single frame
+        h = self.spatial(F.interpolate(h, scale_factor=(1.0, 2.0, 2.0), mode="nearest"))
+        if not self.shortcut:
+            return h
+        if self.temporal is not None:
+            x = x.repeat_interleave(2, dim=2)  # (B, C, 2T, H, W)
+            x = x[:, :, 1:] if first else x
+        return h + F.interpolate(x, scale_factor=(1.0, 2.0, 2.0), mode="nearest")

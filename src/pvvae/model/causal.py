@@ -101,6 +101,26 @@ def run_sliced(fn, x: Tensor, ctx: ChunkContext | None, frames: int) -> Tensor:
     return torch.cat(outs, dim=2)
 
 
+def causal_window(
+    layer: nn.Module, x: Tensor, ctx: ChunkContext | None, kt: int, st: int
+) -> Tensor | None:
+    """The frames a causal temporal window op (kernel kt, stride st) consumes in this chunk.
+
+    Prepends ``layer``'s tail from the previous chunk (or, on a first chunk / whole clip,
+    kt - 1 copies of the first frame), keeps what the next chunk still needs as the new
+    tail, and returns the frames that complete windows: (B, C, (n - 1) * st + kt, H, W) for
+    n >= 1 complete windows, or None when no window completes in this chunk.
+    """
+    tail = ctx.read(layer) if ctx is not None else None
+    if tail is None:  # first chunk or whole clip: replicate the first frame on the left
+        tail = x[:, :, :1].expand(-1, -1, kt - 1, -1, -1)
+    buffer = torch.cat([tail, x], dim=2)  # (B, C, n_tail + T, H, W)
+    num_out = (buffer.shape[2] - kt) // st + 1 if buffer.shape[2] >= kt else 0
+    if ctx is not None:  # keep what the next chunk still needs (a copy: frees the buffer)
+        ctx.write(layer, buffer[:, :, num_out * st :].clone())
+    return buffer[:, :, : (num_out - 1) * st + kt] if num_out else None
+
+
 class CausalConv3d(nn.Module):
     """3D convolution, causal in time, with 'same' zero padding in space.
 
@@ -138,17 +158,11 @@ class CausalConv3d(nn.Module):
         kt, st = self.time_kernel, self.time_stride
         if kt == 1 and st == 1:
             return self.conv(x)
-        tail = ctx.read(self) if ctx is not None else None
-        if tail is None:  # first chunk or whole clip: replicate the first frame on the left
-            tail = x[:, :, :1].expand(-1, -1, kt - 1, -1, -1)
-        buffer = torch.cat([tail, x], dim=2)  # (B, C, n_tail + T, H, W)
-        num_out = (buffer.shape[2] - kt) // st + 1 if buffer.shape[2] >= kt else 0
-        if ctx is not None:  # keep what the next chunk still needs (a copy: frees the buffer)
-            ctx.write(self, buffer[:, :, num_out * st :].clone())
-        if num_out == 0:
+        window = causal_window(self, x, ctx, kt, st)
+        if window is None:
             shape = (x.shape[0], self.conv.out_channels, 0, *self._spatial_out(x))
             return x.new_zeros(shape)
-        return self.conv(buffer[:, :, : (num_out - 1) * st + kt])
+        return self.conv(window)
 
     def _spatial_out(self, x: Tensor) -> tuple[int, int]:
         _, sh, sw = self.conv.stride

@@ -71,6 +71,8 @@ class Encoder(nn.Module):
         temporal_downsample: for each downsampling, whether it also halves time.
         patch_shortcut: add a linear map of each pixel group (kernel = stride = the
             compression, first frame replicated) to the posterior parameters.
+        resample_shortcut: parameter-free block-mean paths around each downsampling
+            (:class:`~pvvae.model.blocks.Downsample`).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class Encoder(nn.Module):
         layers: Sequence[int],
         temporal_downsample: Sequence[bool],
         patch_shortcut: bool = False,
+        resample_shortcut: bool = True,
     ) -> None:
         super().__init__()
         self.conv_in = CausalConv3d(in_channels, channels[0], 3)
@@ -97,7 +100,9 @@ class Encoder(nn.Module):
             self.stages.append(nn.ModuleList(blocks))
             prev = width if depth > 0 else prev
             if level < len(temporal_downsample):
-                self.downs.append(Downsample(prev, temporal_downsample[level]))
+                self.downs.append(
+                    Downsample(prev, temporal_downsample[level], resample_shortcut)
+                )
         self.temporal_levels = [i for i, t in enumerate(temporal_downsample) if t]
         self.mid = MidBlock(prev)
         self.norm_out = ChannelRMSNorm(prev)
@@ -146,6 +151,8 @@ class Decoder(nn.Module):
             also doubles time (the mirror of the encoder's ``temporal_downsample``).
         patch_shortcut: add a linear map of each latent to its pixel group (the transpose
             of the encoder's) to the output.
+        resample_shortcut: parameter-free repeat paths around each upsampling
+            (:class:`~pvvae.model.blocks.Upsample`).
     """
 
     def __init__(
@@ -156,6 +163,7 @@ class Decoder(nn.Module):
         layers: Sequence[int],
         temporal_upsample: Sequence[bool],
         patch_shortcut: bool = False,
+        resample_shortcut: bool = True,
     ) -> None:
         super().__init__()
         self.shortcut = (
@@ -175,7 +183,7 @@ class Decoder(nn.Module):
             self.stages.append(nn.ModuleList(blocks))
             prev = width if layers[level] > 0 else prev
             if level > 0:
-                self.ups.append(Upsample(prev, temporal_upsample[level - 1]))
+                self.ups.append(Upsample(prev, temporal_upsample[level - 1], resample_shortcut))
         self.norm_out = ChannelRMSNorm(prev)
         self.conv_out = CausalConv3d(prev, out_channels, 3)
 

@@ -116,6 +116,8 @@ class DataConfig:
     frame_stride: int = 1
     num_clips: int = 100_000  # synthetic only: clips per epoch
     camera_pan: bool = True  # synthetic only
+    # synthetic only: pvvae.data.synthetic.SYNTHETIC_PRESETS ("proving_ground" or "textured")
+    synthetic_preset: str = "proving_ground"
     batch_size: int = 2
     num_workers: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)
@@ -196,6 +198,12 @@ def validate(cfg: ExperimentConfig) -> None:
     """Cross-field checks that one dataclass cannot make; raises :class:`ConfigError`."""
     data, stage = cfg.data, cfg.train.stage
     data.resolution_batch_sizes()  # raises on bad entries
+    from pvvae.data.synthetic import SYNTHETIC_PRESETS
+
+    if data.kind == "synthetic" and data.synthetic_preset not in SYNTHETIC_PRESETS:
+        raise ConfigError(
+            f"data.synthetic_preset={data.synthetic_preset!r}; valid: {sorted(SYNTHETIC_PRESETS)}"
+        )
     if data.kind != "synthetic" and not data.root:
         raise ConfigError(f"data.kind={data.kind} needs data.root (a folder or CSV manifest)")
     frames = 1 if data.kind == "image_folder" else data.num_frames

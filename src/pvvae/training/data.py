@@ -49,6 +49,7 @@ def build_dataset(
             height=size,
             width=size,
             seed=seed,
+            preset=cfg.synthetic_preset,
             camera_pan=cfg.camera_pan,
             annotations=False,
         )

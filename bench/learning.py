@@ -1,0 +1,235 @@
+"""Learning benchmark: does a small t4s16c64 VAE learn the proving ground, and predict?
+
+Issue 9. The ``tiny`` PV-VAE preset against a diffusers ``AutoencoderKLWan`` reference with a
+Wan2.2-style t4s16 layout (2x2 patchify + three stride-2 stages, residual AvgDown3D /
+DupUp3D, 64 latent channels) of a similar parameter count, trained side by side:
+
+* the same clips in the same order (``SyntheticVideoDataset``, preset ``proving_ground``,
+  17x64x64, training stream seed 0), the same k sequence (seed section 3.1: k ~ U{0, ...,
+  floor((G - 1) r)}), the same optimiser (AdamW, linear warm-up, constant lr, grad-norm
+  clip 1), the same loss (seed Eq. 1 with lambda_rec = 1: MSE + the motion-aware L_Diff; no
+  LPIPS, GAN or KL at this scale) on the posterior mean;
+* the reference gets the same predictive-reconstruction treatment: its encoder sees the
+  observed prefix, a learnable 64-d padding token fills the dropped latent frames.
+
+At each ``--eval-at`` step it measures, on held-out clips of another stream (seed 10,000):
+reconstruction PSNR (posterior mean), prediction PSNR on frames 9..16 when observing 0..8
+(seed Figure 6), and two floors: each clip's temporal mean shown at every frame
+(``floor_temporal_mean_psnr``) and the last observed frame copied forward (``copy_last_psnr``).
+It also records whether the model left the mean image: ``latent_spread``, the std of the
+latents across clips over their RMS (0 when every clip maps to the same latent), and
+``decoder_gain``, how much the decoded clip moves when z moves (relative output change over
+relative latent change between two held-out clips).
+
+    python bench/learning.py                                  # tiny vs wan, r = 0 and 1
+    python bench/learning.py --models tiny --r 1 --steps 900 --eval-at 300 600 900
+    python bench/learning.py --variant tiny:resample_shortcut=false   # an ablation
+
+Prints a table and writes ``bench/results/learning.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from pvvae.data.synthetic import SyntheticVideoDataset
+from pvvae.eval.metrics.psnr_ssim import video_psnr
+from pvvae.objectives.losses import motion_loss, mse_loss
+from pvvae.objectives.predictive import num_groups, sample_num_dropped
+
+HELDOUT_SEED = 10_000
+
+
+class WanLearner(nn.Module):
+    """A diffusers ``AutoencoderKLWan`` with a learnable padding token (the reference)."""
+
+    def __init__(self, base_dim: int = 28) -> None:
+        super().__init__()
+        from diffusers import AutoencoderKLWan
+
+        self.vae = AutoencoderKLWan(
+            base_dim=base_dim, decoder_base_dim=base_dim, z_dim=64, dim_mult=[1, 2, 4, 4],
+            num_res_blocks=1, temperal_downsample=[False, True, True], is_residual=True,
+            patch_size=2, scale_factor_spatial=16, scale_factor_temporal=4, in_channels=12,
+            out_channels=12, latents_mean=[0.0] * 64, latents_std=[1.0] * 64,
+        )
+        self.pad_token = nn.Parameter(torch.randn(64) * 0.02)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.vae.encode(x).latent_dist.mode()  # (B, 64, t, h, w)
+
+    def decode_padded(self, z: Tensor, k: int) -> Tensor:
+        b, c, _, h, w = z.shape
+        pad = self.pad_token.view(1, c, 1, 1, 1).expand(b, c, k, h, w)
+        return self.vae.decode(torch.cat([z, pad], dim=2)).sample
+
+
+class PVVAELearner(nn.Module):
+    """``PVVAE`` behind the same two calls as :class:`WanLearner`."""
+
+    def __init__(self, **overrides) -> None:
+        super().__init__()
+        from pvvae import PVVAE
+
+        self.vae = PVVAE.from_preset("tiny", **{"patch_shortcut": False, **overrides})
+
+    def encode(self, x: Tensor) -> Tensor:
+        from pvvae.model.distributions import DiagonalGaussian
+
+        return DiagonalGaussian(self.vae.encoder(x)).mode()
+
+    def decode_padded(self, z: Tensor, k: int) -> Tensor:
+        return self.vae.decoder(self.vae.pad_latents(z, k))
+
+
+def build(spec: str) -> nn.Module:
+    """``tiny`` / ``wan`` / ``tiny:key=value,...`` (PVVAE overrides) -> a learner."""
+    name, _, rest = spec.partition(":")
+    overrides = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        overrides[key] = {"true": True, "false": False}.get(value.lower(), value)
+        if isinstance(overrides[key], str):
+            overrides[key] = json.loads(value)
+    if name == "wan":
+        return WanLearner(**overrides)
+    if name == "tiny":
+        return PVVAELearner(**overrides)
+    raise SystemExit(f"unknown model {spec!r}: use tiny, wan or tiny:key=value")
+
+
+def forward(model: nn.Module, x: Tensor, k: int) -> Tensor:
+    """Predictive reconstruction (seed section 3.1): encode the prefix, pad k, decode all."""
+    n_obs = x.shape[2] - 4 * k
+    return model.decode_padded(model.encode(x[:, :, :n_obs]), k)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, clips: Tensor, observed: int) -> dict[str, float]:
+    """Held-out reconstruction / prediction PSNR and the latent-spread diagnostics."""
+    model.eval()
+    groups = num_groups(clips.shape[2])
+    k_pred = groups - 1 - (observed - 1) // 4
+    recon, pred, latents = [], [], []
+    for xb in clips.split(4):
+        z = model.encode(xb)
+        latents.append(z)
+        recon.append(model.decode_padded(z, 0))
+        pred.append(forward(model, xb, k_pred))
+    recon, pred, z = torch.cat(recon), torch.cat(pred), torch.cat(latents)
+    z1, z2 = z[:1], z[1:2]
+    dz = (z1 - z2).norm() / z1.norm().clamp_min(1e-12)
+    dx = (recon[:1] - recon[1:2]).norm() / recon[:1].norm().clamp_min(1e-12)
+    model.train()
+    return {
+        "recon_psnr": video_psnr(recon, clips).mean().item(),
+        "pred_psnr": video_psnr(pred[:, :, observed:], clips[:, :, observed:]).mean().item(),
+        "latent_spread": (z.std(dim=0).pow(2).mean().sqrt() / z.pow(2).mean().sqrt()).item(),
+        "decoder_gain": (dx / dz.clamp_min(1e-12)).item(),
+    }
+
+
+def floors(clips: Tensor, observed: int) -> dict[str, float]:
+    """The two baselines a learning model must beat, on (N, 3, T, H, W) clips."""
+    temporal_mean = clips.mean(dim=2, keepdim=True).expand_as(clips)
+    future = clips[:, :, observed:]
+    copy_last = clips[:, :, observed - 1 : observed].expand_as(future)
+    return {
+        "floor_temporal_mean_psnr": video_psnr(temporal_mean, clips).mean().item(),
+        "copy_last_psnr": video_psnr(copy_last, future).mean().item(),
+    }
+
+
+def lr_at(step: int, lr: float, warmup: int) -> float:
+    return lr * min(1.0, (step + 1) / max(warmup, 1))
+
+
+def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dict]:
+    """Train one model with max drop ratio r; return one row per evaluation step."""
+    torch.manual_seed(seed)
+    model = build(spec)
+    params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    data = SyntheticVideoDataset(
+        args.steps * args.batch, args.frames, args.size, args.size, seed=seed, annotations=False
+    )
+    k_gen = torch.Generator().manual_seed(seed)
+    groups = num_groups(args.frames)
+    rows, start, losses = [], time.perf_counter(), []
+    for step in range(args.steps):
+        x = torch.stack([data[step * args.batch + i]["video"] for i in range(args.batch)])
+        k = sample_num_dropped(groups, r, k_gen)
+        x_hat = forward(model, x, k)
+        loss = mse_loss(x_hat, x) + motion_loss(x_hat, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args.lr, args.warmup)
+        opt.step()
+        losses.append(loss.item())
+        if step + 1 in args.eval_at:
+            row = {"model": spec, "r": r, "seed": seed, "step": step + 1, "params": params,
+                   "train_loss": sum(losses[-20:]) / len(losses[-20:]),
+                   "seconds": time.perf_counter() - start,
+                   **evaluate(model, heldout, args.observed)}
+            rows.append(row)
+            print(format_row(row), flush=True)
+    return rows
+
+
+def format_row(row: dict) -> str:
+    return (f"{row['model']:<28} r={row['r']:<4} seed={row['seed']} step={row['step']:>5} "
+            f"recon {row['recon_psnr']:6.2f} dB  pred {row['pred_psnr']:6.2f} dB  "
+            f"spread {row['latent_spread']:.3f}  gain {row['decoder_gain']:.3f}  "
+            f"loss {row['train_loss']:.4f}  {row['seconds']:.0f}s")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["tiny", "wan"],
+                        help="tiny, wan, or tiny:key=value,... (PVVAE constructor overrides)")
+    parser.add_argument("--r", nargs="+", type=float, default=[0.0, 1.0],
+                        help="maximum drop ratios to train with (0: plain reconstruction)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--eval-at", nargs="+", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=17)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--heldout", type=int, default=16, help="held-out clips")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/learning.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.eval_at = set(args.eval_at or [args.steps // 3, 2 * args.steps // 3, args.steps])
+    groups = num_groups(args.frames)
+    args.observed = 1 + 4 * ((groups - 1) // 2)  # observe the first half of the groups
+    held = SyntheticVideoDataset(args.heldout, args.frames, args.size, args.size,
+                                 seed=HELDOUT_SEED, annotations=False)
+    heldout = torch.stack([held[i]["video"] for i in range(len(held))])
+    base = floors(heldout, args.observed)
+    print(f"floors on {args.heldout} held-out clips: temporal mean "
+          f"{base['floor_temporal_mean_psnr']:.2f} dB, copy-last "
+          f"{base['copy_last_psnr']:.2f} dB (frames {args.observed}..{args.frames - 1})")
+    rows = [row for seed in args.seeds for spec in args.models for r in args.r
+            for row in train_run(spec, r, args, heldout, seed)]
+    result = {"settings": {k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path)
+                               else v) for k, v in vars(args).items()},
+              "floors": base, "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
