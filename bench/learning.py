@@ -135,6 +135,43 @@ def evaluate(model: nn.Module, clips: Tensor, observed: int) -> dict[str, float]
     }
 
 
+@torch.no_grad()
+def stream_stats(vae, x: Tensor) -> list[dict]:
+    """RMS and content fraction of the residual stream after each stage of a ``PVVAE``.
+
+    ``content`` is the share of the stream's energy that is not a per-channel constant (the
+    same for every clip and position): near 0, the RMS norms downstream see no content.
+    x: (B, 3, T, H, W) held-out clips. Returns one row per stage, encoder then decoder.
+    """
+    enc, dec = vae.encoder, vae.decoder
+    named = (
+        [("enc.conv_in", enc.conv_in)]
+        + [(f"enc.stage{i}", s[-1]) for i, s in enumerate(enc.stages) if len(s)]
+        + [(f"enc.down{i}", d) for i, d in enumerate(enc.downs)]
+        + [("enc.mid", enc.mid), ("dec.conv_in", dec.conv_in), ("dec.mid", dec.mid)]
+        + [(f"dec.stage{i}", s[-1]) for i, s in enumerate(dec.stages) if len(s)]
+        + [(f"dec.up{i}", u) for i, u in enumerate(dec.ups)]
+    )
+    rows: list[dict] = []
+
+    def record(name):
+        def hook(_module, _inputs, out):
+            h = out.float()
+            total = h.pow(2).mean()
+            constant = h.mean(dim=(0, 2, 3, 4)).pow(2).mean()  # per-channel constant energy
+            rows.append({"stage": name, "rms": total.sqrt().item(),
+                         "content": (1 - constant / total.clamp_min(1e-30)).item()})
+        return hook
+
+    handles = [module.register_forward_hook(record(name)) for name, module in named]
+    try:
+        vae.decoder(vae.encoder(x)[:, : vae.config.latent_channels])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return rows
+
+
 def floors(clips: Tensor, observed: int) -> dict[str, float]:
     """The two baselines a learning model must beat, on (N, 3, T, H, W) clips."""
     temporal_mean = clips.mean(dim=2, keepdim=True).expand_as(clips)
@@ -181,6 +218,11 @@ def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dic
                    **evaluate(model, heldout, args.observed)}
             rows.append(row)
             print(format_row(row), flush=True)
+    if args.diagnose and isinstance(model, PVVAELearner):
+        stats = stream_stats(model.vae.eval(), heldout[:4])
+        rows[-1]["stream"] = stats
+        print("  stream rms/content: " + "  ".join(
+            f"{s['stage']} {s['rms']:.3g}/{s['content']:.2f}" for s in stats))
     return rows
 
 
@@ -207,6 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--heldout", type=int, default=16, help="held-out clips")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--diagnose", action="store_true",
+                        help="print the residual stream's RMS and content per stage at the end")
     parser.add_argument("--out", type=Path, default=Path("bench/results/learning.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

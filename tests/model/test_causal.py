@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pvvae.model.causal import CausalConv3d, ChunkContext, run_sliced
+from pvvae.model.causal import CausalConv3d, ChunkContext, inflate_temporal_kernels, run_sliced
 
 
 def run_stream(conv: CausalConv3d, x: torch.Tensor, sizes: list[int]) -> torch.Tensor:
@@ -55,3 +55,20 @@ def test_run_sliced_equals_one_call_and_hands_on_state(frames):
     ctx2 = ChunkContext(ctx.next_state(), 8)
     rest = net(x[:, :, 9:], ctx2)
     torch.testing.assert_close(torch.cat([first, rest], dim=2), whole, atol=1e-5, rtol=0)
+
+
+def test_inflation_keeps_images_and_makes_frames_independent():
+    """After inflate_temporal_kernels an image maps exactly as before (its frames are all
+    replicas), and a stride-1 causal conv no longer looks at earlier frames."""
+    torch.manual_seed(0)
+    conv = CausalConv3d(3, 4, 3)
+    image, clip = torch.randn(1, 3, 1, 6, 6), torch.randn(1, 3, 5, 6, 6)
+    with torch.no_grad():
+        before = conv(image)
+        assert inflate_temporal_kernels(conv) == 1
+        torch.testing.assert_close(conv(image), before, atol=1e-5, rtol=0)
+        out, changed = conv(clip), clip.clone()
+        changed[:, :, 2] += 1.0
+        diff = (conv(changed) - out).abs().amax(dim=(0, 1, 3, 4))
+    assert diff[2] > 0 and torch.all(diff[[0, 1, 3, 4]] == 0)
+    assert torch.count_nonzero(conv.conv.weight[:, :, :2]) == 0

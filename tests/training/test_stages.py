@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from pvvae.config import ConfigError, load_config
+from pvvae.model.causal import CausalConv3d
 from pvvae.training.checkpoint import load_model
 from pvvae.training.config import ExperimentConfig, validate
 from pvvae.training.distributed import DistInfo
-from pvvae.training.state import build_lpips, build_state
+from pvvae.training.state import build_lpips, build_model, build_state
 from pvvae.training.trainer import train, train_step
 
 from .conftest import REPO, micro_config, read_log
@@ -138,3 +139,18 @@ def test_a_short_training_run_lowers_the_loss(tmp_path):
     run = train(micro_config(tmp_path, "name=learn", "train.steps=30", "data.num_frames=5"))
     mse = [r["loss/mse"] for r in read_log(run)]
     assert sum(mse[-5:]) < 0.5 * sum(mse[:5]), mse
+
+
+def test_video_stage_can_inflate_the_image_stage_kernels(tmp_path):
+    """model.inflate_temporal folds init_from's temporal taps onto the newest one."""
+    image_run = train(micro_config(tmp_path, "name=img", "data.num_frames=1",
+                                   "train.stage=image", "train.steps=1"))
+    cfg = micro_config(tmp_path, f"model.init_from={image_run}", "model.inflate_temporal=true")
+    source, model = load_model(image_run), build_model(cfg)
+    pairs = [(a, b) for a, b in zip(source.modules(), model.modules())
+             if isinstance(a, CausalConv3d) and a.time_kernel > 1]
+    assert pairs
+    for before, after in pairs:
+        w0, w1 = before.conv.weight, after.conv.weight
+        torch.testing.assert_close(w1[:, :, -1], w0.sum(dim=2))
+        assert torch.count_nonzero(w1[:, :, :-1]) == 0

@@ -170,3 +170,28 @@ class CausalConv3d(nn.Module):
         h = (x.shape[3] + 2 * (kh // 2) - kh) // sh + 1
         w = (x.shape[4] + 2 * (kw // 2) - kw) // sw + 1
         return h, w
+
+
+@torch.no_grad()
+def inflate_temporal_kernels(module: nn.Module) -> int:
+    """Fold every causal temporal kernel onto its newest tap (2D -> 3D causal inflation).
+
+    After image training (seed section 3.2, stage 1) only the sum of a kernel's temporal taps
+    matters: an image (T = 1) is replicated into every tap. Those sums say nothing about how
+    to weigh frames against each other, so a video stage that starts from them mixes frames
+    at random. Moving each sum onto the tap of the current frame (the causal inflation of
+    2D image VAEs into 3D ones, seed section 1 and OD-VAE) keeps every image output exactly
+    and starts video training from a per-frame model; the temporal resampling convs then
+    keep the newest frame of each group and the resampling shortcuts carry the group means.
+
+    Returns the number of kernels changed. Weights of shape (C_out, C_in, kt, kh, kw).
+    """
+    changed = 0
+    for layer in module.modules():
+        if isinstance(layer, CausalConv3d) and layer.time_kernel > 1:
+            weight = layer.conv.weight
+            total = weight.sum(dim=2)  # (C_out, C_in, kh, kw)
+            weight.zero_()
+            weight[:, :, -1] = total
+            changed += 1
+    return changed

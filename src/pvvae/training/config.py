@@ -28,6 +28,10 @@ class ModelConfig:
     # initialise the model: how the stages chain (image -> video -> decoder).
     init_from: str | None = None
     init_from_ema: bool = True  # take init_from's EMA weights when it has them
+    # Fold init_from's temporal kernels onto their newest tap (pvvae.model.causal.
+    # inflate_temporal_kernels): a video stage started from an image stage then begins as a
+    # per-frame model instead of mixing frames at random. Image outputs are unchanged.
+    inflate_temporal: bool = False
 
     def build_kwargs(self) -> dict[str, Any]:
         """Constructor arguments; unknown override names raise :class:`ConfigError`."""

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from pvvae.config import to_dict
 from pvvae.model.autoencoder import PVVAE
+from pvvae.model.causal import inflate_temporal_kernels
 from pvvae.objectives.gan import PatchDiscriminator3D
 from pvvae.objectives.predictive import predictive_reconstruction
 from pvvae.training import distributed, parallel
@@ -110,6 +111,8 @@ def build_model(cfg: ExperimentConfig) -> PVVAE:
                 f"model.init_from={cfg.model.init_from} holds a model of another configuration "
                 f"than model.preset={cfg.model.preset!r} with {cfg.model.overrides}: {e}"
             ) from e
+        if cfg.model.inflate_temporal:
+            inflate_temporal_kernels(model)
     return model
 
 
