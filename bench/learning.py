@@ -6,9 +6,11 @@ DupUp3D, 64 latent channels) of a similar parameter count, trained side by side:
 
 * the same clips in the same order (``SyntheticVideoDataset``, preset ``proving_ground``,
   17x64x64, training stream seed 0), the same k sequence (seed section 3.1: k ~ U{0, ...,
-  floor((G - 1) r)}), the same optimiser (AdamW, linear warm-up, constant lr, grad-norm
-  clip 1), the same loss (seed Eq. 1 with lambda_rec = 1: MSE + the motion-aware L_Diff; no
-  LPIPS, GAN or KL at this scale) on the posterior mean;
+  floor((G - 1) r)}), the same optimiser (AdamW, betas (0.9, 0.99), lr 2e-4 after a linear
+  warm-up, cosine decay to lr / 10, grad-norm clip 1, bf16 autocast on the CPU), the same
+  loss (seed Eq. 1 with lambda_rec = 1: MSE + the motion-aware L_Diff; no LPIPS, GAN or KL
+  at this scale) on the posterior mean, from random weights (no image stage: the reference
+  has no inflation path);
 * the reference gets the same predictive-reconstruction treatment: its encoder sees the
   observed prefix, a learnable 64-d padding token fills the dropped latent frames.
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -183,8 +186,43 @@ def floors(clips: Tensor, observed: int) -> dict[str, float]:
     }
 
 
-def lr_at(step: int, lr: float, warmup: int) -> float:
-    return lr * min(1.0, (step + 1) / max(warmup, 1))
+def plot(result: dict, path: Path) -> None:
+    """Held-out reconstruction and prediction PSNR against step, one line per (model, r),
+    with the two floors: the curves that show whether a run falls back to the mean image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
+    runs: dict[tuple, list] = {}
+    for row in result["rows"]:
+        runs.setdefault((row["model"], row["r"], row["seed"]), []).append(row)
+    for (model, r, seed), rows in sorted(runs.items()):
+        steps = [row["step"] for row in rows]
+        label = f"{model}, r = {r:g}" + (f", seed {seed}" if seed else "")
+        style = "-" if r > 0 else "--"
+        for ax, key in zip(axes, ("recon_psnr", "pred_psnr")):
+            ax.plot(steps, [row[key] for row in rows], style, marker="o", label=label)
+    floors = result["floors"]
+    axes[0].axhline(floors["floor_temporal_mean_psnr"], color="grey", lw=1, label="temporal mean")
+    axes[1].axhline(floors["copy_last_psnr"], color="grey", lw=1, label="copy last frame")
+    axes[0].set(title="reconstruction (held out)", xlabel="step", ylabel="PSNR (dB)")
+    axes[1].set(title="prediction of frames 9-16 from 0-8", xlabel="step")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def lr_at(step: int, lr: float, warmup: int, steps: int) -> float:
+    """Linear warm-up, then cosine decay to lr / 10 at ``steps`` (the trainer's schedule)."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(steps - warmup, 1)
+    return lr * (0.1 + 0.45 * (1.0 + math.cos(math.pi * progress)))
 
 
 def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dict]:
@@ -202,13 +240,15 @@ def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dic
     for step in range(args.steps):
         x = torch.stack([data[step * args.batch + i]["video"] for i in range(args.batch)])
         k = sample_num_dropped(groups, r, k_gen)
-        x_hat = forward(model, x, k)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            x_hat = forward(model, x, k)
+        x_hat = x_hat.float()
         loss = mse_loss(x_hat, x) + motion_loss(x_hat, x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, args.lr, args.warmup)
+            group["lr"] = lr_at(step, args.lr, args.warmup, args.steps)
         opt.step()
         losses.append(loss.item())
         if step + 1 in args.eval_at:
@@ -235,15 +275,17 @@ def format_row(row: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["tiny", "wan"],
+    parser.add_argument("--models", nargs="*", default=["tiny", "wan"],
                         help="tiny, wan, or tiny:key=value,... (PVVAE constructor overrides)")
     parser.add_argument("--r", nargs="+", type=float, default=[0.0, 1.0],
                         help="maximum drop ratios to train with (0: plain reconstruction)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--eval-at", nargs="+", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                        help="bf16 autocast of the forward pass (fp32 weights and loss)")
+    parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--frames", type=int, default=17)
     parser.add_argument("--size", type=int, default=64)
@@ -252,6 +294,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--diagnose", action="store_true",
                         help="print the residual stream's RMS and content per stage at the end")
     parser.add_argument("--out", type=Path, default=Path("bench/results/learning.json"))
+    parser.add_argument("--plot", type=Path, default=None, help="also write the curves (PNG)")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[],
+                        help="earlier result files whose rows join this one's (table, plot)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.eval_at = set(args.eval_at or [args.steps // 3, 2 * args.steps // 3, args.steps])
@@ -266,13 +311,32 @@ def main(argv: list[str] | None = None) -> dict:
           f"{base['copy_last_psnr']:.2f} dB (frames {args.observed}..{args.frames - 1})")
     rows = [row for seed in args.seeds for spec in args.models for r in args.r
             for row in train_run(spec, r, args, heldout, seed)]
+    for path in args.merge:
+        rows += json.loads(path.read_text())["rows"]
     result = {"settings": {k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path)
                                else v) for k, v in vars(args).items()},
               "floors": base, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
+    print_table(result)
+    if args.plot:
+        plot(result, args.plot)
+        print(f"wrote {args.plot}")
     return result
+
+
+def print_table(result: dict) -> None:
+    """Markdown table: one row per (model, r, seed, step), with the floors in the header."""
+    f = result["floors"]
+    print("\n| model | r | seed | step | recon PSNR | pred PSNR | latent spread | decoder gain |"
+          "\n|---|---|---|---|---|---|---|---|")
+    for row in sorted(result["rows"], key=lambda r: (r["model"], r["r"], r["seed"], r["step"])):
+        print(f"| {row['model']} | {row['r']:g} | {row['seed']} | {row['step']} | "
+              f"{row['recon_psnr']:.2f} | {row['pred_psnr']:.2f} | {row['latent_spread']:.2f} | "
+              f"{row['decoder_gain']:.2f} |")
+    print(f"\nfloors: temporal mean {f['floor_temporal_mean_psnr']:.2f} dB, copy-last "
+          f"{f['copy_last_psnr']:.2f} dB")
 
 
 if __name__ == "__main__":

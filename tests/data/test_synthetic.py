@@ -186,6 +186,7 @@ def test_proving_ground_preset_is_smooth_flat_and_deterministic():
 
 def test_preset_fields_and_errors():
     assert PROVING.texture is False and PROVING.stripes is False and PROVING.noise_std == 0
+    assert PROVING.radius_range[0] >= 0.15  # shapes large against a 16 x 16 latent cell
     assert preset_config("proving_ground", camera_pan=False).camera_pan is False
     assert SyntheticVideoDataset(2).config == PROVING  # the library's default content
     assert SyntheticVideoDataset(2, preset="textured").config == SyntheticConfig()
@@ -195,3 +196,5 @@ def test_preset_fields_and_errors():
         preset_config("nope")
     with pytest.raises(ValueError, match="speed_range"):
         SyntheticConfig(speed_range=(0.05, 0.01))
+    with pytest.raises(ValueError, match="radius_range"):
+        SyntheticConfig(radius_range=(-0.1, 0.2))

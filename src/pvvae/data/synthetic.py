@@ -50,7 +50,7 @@ from torch.utils.data import Dataset
 SHAPE_KINDS: tuple[str, ...] = ("disc", "square", "triangle", "ring")
 
 # Scene statistics, as fractions of the short side S (speeds in S per frame).
-_RADIUS_RANGE = (0.10, 0.22)
+_RADIUS_RANGE = (0.10, 0.22)  # default of SyntheticConfig.radius_range
 _SPEED_RANGE = (0.01, 0.045)  # default of SyntheticConfig.speed_range
 _ACCEL_MAX = 0.002
 _PAN_SPEED_RANGE = (0.005, 0.025)
@@ -76,6 +76,7 @@ class SyntheticConfig:
         texture: modulate the background gradient by a sine / soft-checker texture.
         stripes: modulate each shape's flat colour by stripes that move with it.
         speed_range: shape speeds, in short sides per frame.
+        radius_range: shape circumradii, in short sides.
     """
 
     num_frames: int = 17
@@ -90,6 +91,7 @@ class SyntheticConfig:
     texture: bool = True
     stripes: bool = True
     speed_range: tuple[float, float] = _SPEED_RANGE
+    radius_range: tuple[float, float] = _RADIUS_RANGE
 
     def __post_init__(self) -> None:
         lo, hi = self.num_shapes
@@ -102,8 +104,10 @@ class SyntheticConfig:
             )
         if self.noise_std < 0 or self.num_tracks < 0:
             raise ValueError("noise_std and num_tracks must be non-negative")
-        if not 0 <= self.speed_range[0] <= self.speed_range[1]:
-            raise ValueError(f"speed_range must be 0 <= lo <= hi, got {self.speed_range}")
+        for name in ("speed_range", "radius_range"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"{name} must be 0 <= lo <= hi, got {(lo, hi)}")
 
 
 # Named content settings. "textured": the generator's defaults (sine / checker backgrounds,
@@ -111,11 +115,13 @@ class SyntheticConfig:
 # CPU within minutes while the future stays predictable from the past: low-frequency
 # backgrounds (a smooth two-colour gradient, optionally panned), flat-coloured shapes with
 # anti-aliased edges, constant velocities with bounces and occlusions, four shape classes,
-# no pixel noise, and shapes fast enough that copying the last frame is a weak predictor.
+# no pixel noise, shapes large against the 16 x 16 pixels of a latent cell and fast enough
+# that copying the last frame is a weak predictor.
 SYNTHETIC_PRESETS: dict[str, dict] = {
     "textured": {},
     "proving_ground": dict(
-        texture=False, stripes=False, noise_std=0.0, speed_range=(0.02, 0.05)
+        texture=False, stripes=False, noise_std=0.0, speed_range=(0.02, 0.05),
+        radius_range=(0.15, 0.3),
     ),
 }
 
@@ -184,7 +190,7 @@ def _sample_shapes(rng: np.random.Generator, cfg: SyntheticConfig) -> _Shapes:
     size = float(min(cfg.height, cfg.width))
     k = int(rng.integers(cfg.num_shapes[0], cfg.num_shapes[1] + 1))
     kind = rng.integers(0, len(SHAPE_KINDS), size=k)
-    radius = size * rng.uniform(*_RADIUS_RANGE, size=k)
+    radius = size * rng.uniform(*cfg.radius_range, size=k)
     angle = rng.uniform(0.0, 2.0 * math.pi, size=k)
     color = _hsv_to_rgb(rng.uniform(0, 1, k), rng.uniform(0.6, 1.0, k), rng.uniform(0.75, 1.0, k))
     stripe_angle = rng.uniform(0.0, 2.0 * math.pi, size=k)
@@ -474,8 +480,9 @@ class SyntheticVideoDataset(Dataset):
         self.seed = seed
         if "num_shapes" in fields:
             fields["num_shapes"] = tuple(fields["num_shapes"])
-        if "speed_range" in fields:
-            fields["speed_range"] = tuple(fields["speed_range"])
+        for name in ("speed_range", "radius_range"):
+            if name in fields:
+                fields[name] = tuple(fields[name])
         self.config = preset_config(
             preset, num_frames=num_frames, height=height, width=width, **fields
         )
