@@ -25,7 +25,8 @@ relative latent change between two held-out clips).
 
     python bench/learning.py                                  # tiny vs wan, r = 0 and 1
     python bench/learning.py --models tiny --r 1 --steps 900 --eval-at 300 600 900
-    python bench/learning.py --variant tiny:resample_shortcut=false   # an ablation
+    python bench/learning.py --models tiny:resample_shortcut=false   # an ablation
+    python bench/learning.py --image-steps 200     # both models first trained on single frames
 
 Prints a table and writes ``bench/results/learning.json``.
 """
@@ -225,11 +226,38 @@ def lr_at(step: int, lr: float, warmup: int, steps: int) -> float:
     return lr * (0.1 + 0.45 * (1.0 + math.cos(math.pi * progress)))
 
 
+def pretrain_on_images(model: nn.Module, args, seed: int, batch: int = 8) -> None:
+    """Seed stage 1 at bench scale: ``args.image_steps`` MSE steps on single frames (another
+    stream than the video clips), then, for PV-VAE, the temporal kernels are inflated
+    (``model.inflate_temporal`` of the trainer). The Wan reference pads time with zeros, so
+    images train only the newest tap of its kernels and it needs no inflation."""
+    from pvvae.model.causal import inflate_temporal_kernels
+
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    frames = SyntheticVideoDataset(args.image_steps * batch, 1, args.size, args.size,
+                                   seed=seed + 1, annotations=False)
+    for step in range(args.image_steps):
+        x = torch.stack([frames[step * batch + i]["video"] for i in range(batch)])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            x_hat = forward(model, x, 0)
+        loss = mse_loss(x_hat.float(), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, args.lr, args.warmup, 10**9)  # warm-up, then constant
+        opt.step()
+    if isinstance(model, PVVAELearner):
+        inflate_temporal_kernels(model.vae)
+
+
 def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dict]:
     """Train one model with max drop ratio r; return one row per evaluation step."""
     torch.manual_seed(seed)
     model = build(spec)
     params = sum(p.numel() for p in model.parameters())
+    if args.image_steps:
+        pretrain_on_images(model, args, seed)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     data = SyntheticVideoDataset(
         args.steps * args.batch, args.frames, args.size, args.size, seed=seed, annotations=False
@@ -252,7 +280,8 @@ def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dic
         opt.step()
         losses.append(loss.item())
         if step + 1 in args.eval_at:
-            row = {"model": spec, "r": r, "seed": seed, "step": step + 1, "params": params,
+            name = f"{spec} (+{args.image_steps} image steps)" if args.image_steps else spec
+            row = {"model": name, "r": r, "seed": seed, "step": step + 1, "params": params,
                    "train_loss": sum(losses[-20:]) / len(losses[-20:]),
                    "seconds": time.perf_counter() - start,
                    **evaluate(model, heldout, args.observed)}
@@ -267,7 +296,7 @@ def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dic
 
 
 def format_row(row: dict) -> str:
-    return (f"{row['model']:<28} r={row['r']:<4} seed={row['seed']} step={row['step']:>5} "
+    return (f"{row['model']:<30} r={row['r']:<4} seed={row['seed']} step={row['step']:>5} "
             f"recon {row['recon_psnr']:6.2f} dB  pred {row['pred_psnr']:6.2f} dB  "
             f"spread {row['latent_spread']:.3f}  gain {row['decoder_gain']:.3f}  "
             f"loss {row['train_loss']:.4f}  {row['seconds']:.0f}s")
@@ -283,6 +312,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--eval-at", nargs="+", type=int, default=None)
     parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--image-steps", type=int, default=0,
+                        help="image pretraining steps (8 frames each) before the video steps")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                         help="bf16 autocast of the forward pass (fp32 weights and loss)")
     parser.add_argument("--warmup", type=int, default=20)
