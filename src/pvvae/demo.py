@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -231,10 +232,11 @@ def derive(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
 
 
 def stage_configs(
-    cfg: ExperimentConfig, image_steps: int, image_batch: int
+    cfg: ExperimentConfig, image_steps: int, image_batch: int, image_preset: str | None = None
 ) -> dict[str, ExperimentConfig]:
-    """The demo's runs: ``image`` (absent when image_steps is 0), ``video`` (cfg itself,
-    initialised from the image run with inflated kernels) and ``baseline`` (video with r = 0)."""
+    """The demo's runs: ``image`` (absent when image_steps is 0; on synthetic preset
+    ``image_preset`` when given), ``video`` (cfg itself, initialised from the image run with
+    inflated kernels) and ``baseline`` (video with r = 0)."""
     runs: dict[str, ExperimentConfig] = {}
     video = cfg
     if image_steps > 0:
@@ -242,6 +244,7 @@ def stage_configs(
             f"name={cfg.name}-image", "train.stage=image", "data.num_frames=1",
             f"data.batch_size={image_batch}", f"train.steps={image_steps}",
             "objective.max_drop_ratio=0.0",
+            *([f"data.synthetic_preset={image_preset}"] if image_preset else []),
         ])
         image_dir = Path(cfg.train.out_dir) / runs["image"].name
         video = derive(cfg, [f"model.init_from={image_dir}", "model.inflate_temporal=true"])
@@ -252,28 +255,31 @@ def stage_configs(
     return runs
 
 
-def _train_one_thread(cfg: ExperimentConfig) -> str:
+def _train_one_thread(cfg: ExperimentConfig) -> Path:
     """Child process: one intra-op thread, then :func:`pvvae.training.trainer.train`."""
     from pvvae.training.trainer import train
 
     torch.set_num_threads(1)
-    return str(train(cfg))
+    return train(cfg)
 
 
 def train_side_by_side(cfgs: list[ExperimentConfig]) -> list[Path]:
     """Train independent runs in parallel processes (spawned; one thread each)."""
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(len(cfgs)) as pool:
-        return [Path(p) for p in pool.map(_train_one_thread, cfgs)]
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(len(cfgs), mp_context=spawn) as pool:
+        return list(pool.map(_train_one_thread, cfgs))
 
 
-def run_demo(cfg: ExperimentConfig, out: Path, image_steps: int = 0, image_batch: int = 8) -> dict:
+def run_demo(
+    cfg: ExperimentConfig, out: Path, image_steps: int = 0, image_batch: int = 8,
+    image_preset: str | None = None,
+) -> dict:
     """Train the demo's runs (see :func:`stage_configs`) into ``cfg.train.out_dir`` and write
     the report into ``out``. Returns the metrics."""
     from pvvae.training.checkpoint import load_model
     from pvvae.training.trainer import resolve_device, train
 
-    cfgs = stage_configs(cfg, image_steps, image_batch)
+    cfgs = stage_configs(cfg, image_steps, image_batch, image_preset)
     if "image" in cfgs:
         train(cfgs["image"])
     run_dir, base_dir = train_side_by_side([cfgs["video"], cfgs["baseline"]])

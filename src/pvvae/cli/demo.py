@@ -23,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-steps", type=int, default=200,
                    help="image pretraining steps before the video runs (0: none)")
     p.add_argument("--image-batch", type=int, default=8, help="frames per image step")
+    p.add_argument("--image-preset", default=None,
+                   help="synthetic preset of the image stage (default: the config's)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
     p.set_defaults(func=run)
 
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     overrides = [f"name={out.name}", f"train.out_dir={out.parent}", *args.overrides]
     cfg = load_config(ExperimentConfig, args.config, overrides)
-    metrics = run_demo(cfg, out, args.image_steps, args.image_batch)
+    metrics = run_demo(cfg, out, args.image_steps, args.image_batch, args.image_preset)
     print(json.dumps(metrics, indent=2))
     print(f"report: {out / 'report.md'}")
     return 0
