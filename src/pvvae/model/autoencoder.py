@@ -30,12 +30,10 @@ from torch import Tensor, nn
 
 from pvvae.model.blocks import FrameAttention
 from pvvae.model.causal import CausalState, ChunkContext
-from pvvae.model.common import VideoVAEMixin
+from pvvae.model.common import PAD_MODES, VideoVAEMixin  # noqa: F401 (PAD_MODES re-exported)
 from pvvae.model.distributions import DiagonalGaussian
 from pvvae.model.networks import Decoder, Encoder
 from pvvae.model.tiling import tiled_apply
-
-PAD_MODES = ("learnable", "gaussian")
 
 
 class PVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
@@ -92,11 +90,7 @@ class PVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
                     f"{name} has {len(value)} entries but temporal_downsample has {n_down}: "
                     f"give one entry per resolution stage ({n_down + 1})."
                 )
-        if pad_mode not in PAD_MODES:
-            raise ValueError(f"pad_mode={pad_mode!r}; valid: {PAD_MODES}")
-        for name, stats in (("latents_mean", latents_mean), ("latents_std", latents_std)):
-            if stats is not None and len(stats) != latent_channels:
-                raise ValueError(f"{name} has {len(stats)} values, expected {latent_channels}")
+        self.check_latent_config(latent_channels, pad_mode, latents_mean, latents_std)
         self.encoder = Encoder(
             in_channels, 2 * latent_channels, encoder_channels, encoder_layers,
             temporal_downsample, patch_shortcut,
@@ -146,6 +140,10 @@ class PVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
         from pvvae.model.presets import preset_config
 
         return cls(**preset_config(name, **overrides))
+
+    def get_last_layer(self) -> Tensor:
+        """The decoder's last weight (the adaptive GAN weight is measured there)."""
+        return self.decoder.conv_out.conv.weight
 
     # ------------------------------------------------------------------ input handling
     def check_pixels(self, x: Tensor) -> None:

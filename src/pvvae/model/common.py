@@ -21,9 +21,25 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+PAD_MODES = ("learnable", "gaussian")
+
 
 class VideoVAEMixin:
     """Architecture-independent methods of the PV-VAE models (see the module docstring)."""
+
+    @staticmethod
+    def check_latent_config(
+        latent_channels: int,
+        pad_mode: str,
+        latents_mean: Sequence[float] | None,
+        latents_std: Sequence[float] | None,
+    ) -> None:
+        """Raise a ValueError naming the problem if the latent part of a config is invalid."""
+        if pad_mode not in PAD_MODES:
+            raise ValueError(f"pad_mode={pad_mode!r}; valid: {PAD_MODES}")
+        for name, stats in (("latents_mean", latents_mean), ("latents_std", latents_std)):
+            if stats is not None and len(stats) != latent_channels:
+                raise ValueError(f"{name} has {len(stats)} values, expected {latent_channels}")
 
     def init_runtime_options(self) -> None:
         """Set the runtime options (not part of the config, as in diffusers) to defaults."""
