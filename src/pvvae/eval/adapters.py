@@ -42,6 +42,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from pvvae.model.registry import class_names
+
 
 class PredictionNotSupported(NotImplementedError):
     """Raised by :meth:`VAEAdapter.predict` for VAEs not trained to predict dropped frames."""
@@ -413,7 +415,7 @@ def detect_kind(path: Path) -> str:
         return "pvvae"
     for sub in (".", "ema", "vae"):
         name = _class_name(path / sub / "config.json")
-        if name == "PVVAE":
+        if name in class_names():  # PVVAE or TransformerPVVAE
             return "pvvae"
         for kind, (class_name, _) in DIFFUSERS_KINDS.items():
             if name == class_name:

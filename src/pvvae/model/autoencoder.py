@@ -60,6 +60,7 @@ class PVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
     """
 
     _supports_gradient_checkpointing = False
+    _repeated_blocks = ["ResBlock", "FrameAttention"]  # checkpointing / FSDP units
 
     @register_to_config
     def __init__(
