@@ -71,8 +71,6 @@ WAN22 = dict(
     out_channels=12,
 )
 
-TRANSFORMER = "transformer-"
-
 
 def build(name: str, chunk: int | None = 8, slice_frames: int | None = 1) -> torch.nn.Module:
     """Randomly initialised model ``name``: paper | tiny | t4s8c16 | wan2.1 | wan2.2, or
@@ -85,12 +83,9 @@ def build(name: str, chunk: int | None = 8, slice_frames: int | None = 1) -> tor
         from diffusers import AutoencoderKLWan
 
         return AutoencoderKLWan(**(WAN22 if name == "wan2.2" else {}))
-    from pvvae import PVVAE, TransformerPVVAE
+    from pvvae.model.registry import from_preset
 
-    if name.startswith(TRANSFORMER):
-        vae = TransformerPVVAE.from_preset(name[len(TRANSFORMER) :])
-    else:
-        vae = PVVAE.from_preset(name)
+    vae = from_preset(name)
     vae.set_chunk_size(chunk, slice_frames)
     return vae
 

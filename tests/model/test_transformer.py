@@ -8,14 +8,7 @@ import torch
 from pvvae import TransformerPVVAE
 from pvvae.model.transformer import TRANSFORMER_PRESETS
 from pvvae.objectives.predictive import predictive_reconstruction
-from tests.conftest import random_video
-
-MICRO = dict(latent_channels=8, num_heads=2, head_dim=8, encoder_layers=2, decoder_layers=2)
-
-
-def make_micro_transformer(seed: int = 0, **overrides) -> TransformerPVVAE:
-    torch.manual_seed(seed)
-    return TransformerPVVAE(**{**MICRO, **overrides}).eval()
+from tests.conftest import make_micro_transformer, random_video
 
 
 @pytest.fixture

@@ -480,13 +480,13 @@ def load_pvvae(
         preset: ``target`` is a preset name: random weights drawn with seed 0 (tests, demos),
             without touching the caller's global RNG state.
     """
-    from pvvae.model.autoencoder import PVVAE
+    from pvvae.model.registry import from_preset
     from pvvae.training.checkpoint import load_model, model_folder
 
     if preset:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            model = PVVAE.from_preset(str(target))
+            model = from_preset(str(target))
         return PVVAEAdapter(
             model, source=f"pvvae-preset:{target}", device=device, dtype=dtype, label=label
         )

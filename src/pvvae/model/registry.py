@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 ARCHITECTURES = ("cnn", "transformer")
+TRANSFORMER_PREFIX = "transformer-"  # preset names of the Transformer outside a config
 
 
 def model_class(arch: str) -> type:
@@ -64,3 +65,11 @@ def class_of_folder(folder: str | Path) -> type:
         if cls.__name__ == name:
             return cls
     raise ValueError(f"{config} describes {name!r}, not a PV-VAE model ({class_names()})")
+
+
+def from_preset(name: str):
+    """A randomly initialised model of a preset name as the command line and benchmarks
+    give it: "NAME" for a CNN preset, "transformer-NAME" for a Transformer one."""
+    if name.startswith(TRANSFORMER_PREFIX):
+        return model_class("transformer").from_preset(name[len(TRANSFORMER_PREFIX) :])
+    return model_class("cnn").from_preset(name)
