@@ -86,6 +86,16 @@ def test_stream_state_holds_the_cache_and_is_consumed(vae):
         vae.encode_chunk(x[:, :, 5:7], state2)
 
 
+def test_slicing_and_tiling_run_through_the_shared_path(vae):
+    x = random_video(3, 5, 64, 64)
+    with torch.no_grad():
+        ref = vae(x).sample
+        vae.enable_slicing()
+        torch.testing.assert_close(vae(x).sample, ref, atol=1e-5, rtol=0)
+        vae.enable_tiling(tile_size=32, tile_stride=16)  # attention sees one tile at a time
+        assert vae(x).sample.shape == x.shape
+
+
 def test_predictive_reconstruction_keeps_the_observed_frames(vae):
     x = random_video(2, 17)
     with torch.no_grad():

@@ -35,6 +35,14 @@ def test_the_trainer_takes_the_transformer_through_configuration(tmp_path):
         assert vae(torch.zeros(1, 3, 5, 32, 32)).sample.shape == (1, 3, 5, 32, 32)
 
 
+@pytest.mark.parametrize("stage", ["image", "decoder"])
+def test_the_other_stages_train_the_transformer(tmp_path, stage):
+    frames = "data.num_frames=1" if stage == "image" else "data.num_frames=9"
+    cfg = micro_config(tmp_path, *TRANSFORMER, f"train.stage={stage}", frames, "train.steps=1")
+    log = read_log(train(cfg))
+    assert len(log) == 1 and torch.isfinite(torch.tensor(log[0]["loss/total"]))
+
+
 def test_gradient_checkpointing_wraps_the_transformer_blocks(tmp_path):
     cfg = micro_config(tmp_path, *TRANSFORMER, "train.gradient_checkpointing=true")
     state = build_state(cfg, DistInfo())
