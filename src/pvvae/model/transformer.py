@@ -232,7 +232,7 @@ class TransformerEncoder(TransformerStack):
     ) -> None:
         super().__init__(**stack)
         self.ct, s = patch
-        width = self.head_dim * stack["num_heads"]
+        width = stack["width"]
         self.patch_embed = nn.Conv3d(in_channels, width, (self.ct, s, s), stride=(self.ct, s, s))
         self.proj_out = nn.Linear(width, out_channels)
 
@@ -269,7 +269,7 @@ class TransformerDecoder(TransformerStack):
     ) -> None:
         super().__init__(**stack)
         self.ct, self.s = patch
-        width = self.head_dim * stack["num_heads"]
+        width = stack["width"]
         self.proj_in = nn.Linear(in_channels, width)
         self.proj_out = nn.Linear(width, out_channels * self.ct * self.s * self.s)
 
