@@ -35,8 +35,19 @@ PV-VAE runs with its defaults: chunks of 8 latent frames, and the full-resolutio
 the encoder and decoder in slices of 1 frame (``PVVAE.set_chunk_size``); ``--chunk`` and
 ``--slice`` (0: no slicing) change them.
 
+PV-VAE* (issue 12, seed section 5 and Table 7: 1.29 it/s against the CNN's 0.69 it/s), the
+Transformer VAE, runs as ``transformer-paper`` (or ``transformer-tiny``) in ``--models``.
+``--flops`` counts instead the FLOPs of one encode + decode per model with
+``torch.utils.flop_counter.FlopCounterMode`` on the meta device (no weights, no time; PV-VAE
+models run their encoder and decoder on the whole clip, unchunked) and writes
+``bench/results/vae_flops.json``; the table gives each model's FLOPs over the first one's.
+
     python bench/vae_speed.py                       # CPU defaults: batch 1, 17x128x128
     python bench/vae_speed.py --device cuda --size 256 --batch 4 --warmup 50 --repeats 100
+    python bench/vae_speed.py --flops --models paper transformer-paper wan2.1 wan2.2 --size 256
+    # ISpeed / IMem of PV-VAE* against the CNN (seed Table 7), on one GPU:
+    python bench/vae_speed.py --device cuda --models paper transformer-paper --size 256 \
+        --batch 4 --warmup 50 --repeats 100 --stream-frames --out bench/results/vae_speed_tf.json
 """
 
 from __future__ import annotations
@@ -62,7 +73,8 @@ WAN22 = dict(
 
 
 def build(name: str, chunk: int | None = 8, slice_frames: int | None = 1) -> torch.nn.Module:
-    """Randomly initialised model ``name``: paper | tiny | t4s8c16 | wan2.1 | wan2.2.
+    """Randomly initialised model ``name``: paper | tiny | t4s8c16 | wan2.1 | wan2.2, or
+    transformer-NAME for ``TransformerPVVAE`` preset NAME (paper | tiny).
 
     ``chunk``: latent frames per temporal chunk of a PV-VAE (1 streams like Wan: 1, 4, 4, ...
     pixel frames); ``slice_frames``: frames per slice of its full-resolution parts.
@@ -71,9 +83,9 @@ def build(name: str, chunk: int | None = 8, slice_frames: int | None = 1) -> tor
         from diffusers import AutoencoderKLWan
 
         return AutoencoderKLWan(**(WAN22 if name == "wan2.2" else {}))
-    from pvvae import PVVAE
+    from pvvae.model.registry import from_preset
 
-    vae = PVVAE.from_preset(name)
+    vae = from_preset(name)
     vae.set_chunk_size(chunk, slice_frames)
     return vae
 
@@ -88,6 +100,53 @@ def prepare(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) ->
 def encode_decode(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     z = model.encode(x).latent_dist.mode()
     return model.decode(z).sample
+
+
+def count_flops(name: str, batch: int, frames: int, size: int) -> dict:
+    """Parameters (M) and TFLOP per clip of one encode + decode of a (batch, 3, frames, size,
+    size) input by model ``name``, counted on the meta device. PV-VAE models run their
+    networks directly (``encode`` checks pixel values, which meta tensors do not have), on
+    the whole clip; Wan runs as shipped."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = build(name, chunk=None, slice_frames=None).eval()
+        x = torch.empty(batch, 3, frames, size, size)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        if name.startswith("wan"):
+            encode_decode(model, x)
+        else:
+            params = model.encoder(x)  # (B, 2 Cz, t, h, w)
+            model.decoder(params[:, : params.shape[1] // 2])  # the posterior mean
+    return {
+        "params_m": sum(q.numel() for q in model.parameters()) / 1e6,
+        "tflop_per_clip": counter.get_total_flops() / 1e12 / batch,
+    }
+
+
+def run_flops(args: argparse.Namespace) -> None:
+    """The ``--flops`` mode: a table of FLOPs per clip and the JSON file."""
+    rows = {name: count_flops(name, args.batch, args.frames, args.size) for name in args.models}
+    first = args.models[0]
+    clip = f"{args.frames}x{args.size}x{args.size}"
+    print(f"\nFLOPs of encode + decode per {clip} clip (FlopCounterMode, meta device)")
+    print(f"| model | params (M) | TFLOP per clip | x {first} |")
+    print("|---|---|---|---|")
+    for name, r in rows.items():
+        r["ratio_to_first"] = r["tflop_per_clip"] / rows[first]["tflop_per_clip"]
+        print(f"| {name} | {r['params_m']:.1f} | {r['tflop_per_clip']:.3f} | "
+              f"{r['ratio_to_first']:.3f} |")
+    if "paper" in rows and "transformer-paper" in rows:
+        ratio = rows["transformer-paper"]["tflop_per_clip"] / rows["paper"]["tflop_per_clip"]
+        print(f"\ntransformer-paper / paper FLOPs: x{ratio:.3f} (target <= 0.55)")
+    write_json({"config": vars(args), "flops": rows}, args.out or "bench/results/vae_flops.json")
+
+
+def write_json(results: dict, path: str) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
 
 
 def _rss_bytes(field: str) -> int:
@@ -188,8 +247,12 @@ def main() -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--chunk", type=int, default=8, help="PV-VAE latent frames per chunk")
     p.add_argument("--slice", type=int, default=1, help="PV-VAE frames per slice (0: none)")
-    p.add_argument("--out", default="bench/results/vae_speed.json")
+    p.add_argument("--flops", action="store_true", help="count FLOPs on the meta device only")
+    p.add_argument("--out", default=None, help="JSON file (default bench/results/vae_*.json)")
     args = p.parse_args()
+    if args.flops:
+        run_flops(args)
+        return
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     torch.manual_seed(0)
     x = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=device) * 2 - 1
@@ -215,10 +278,7 @@ def main() -> None:
             results["streaming"][frames] = r
             print(f"paper streaming {frames:4d} frames: peak +{r['peak_gib']:.3f} GiB", flush=True)
     print_table(results)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    write_json(results, args.out or "bench/results/vae_speed.json")
 
 
 def print_table(results: dict) -> None:

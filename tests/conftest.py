@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pvvae import PVVAE
+from pvvae import PVVAE, TransformerPVVAE
 
 MICRO = dict(
     latent_channels=8,
@@ -20,6 +20,17 @@ def make_micro_vae(seed: int = 0, **overrides) -> PVVAE:
     """A randomly initialised t4s16 model small enough for sub-second tests."""
     torch.manual_seed(seed)
     return PVVAE(**{**MICRO, **overrides}).eval()
+
+
+MICRO_TRANSFORMER = dict(
+    latent_channels=8, num_heads=2, head_dim=8, encoder_layers=2, decoder_layers=2
+)
+
+
+def make_micro_transformer(seed: int = 0, **overrides) -> TransformerPVVAE:
+    """A randomly initialised PV-VAE* (Transformer, t4s16c8) for sub-second tests."""
+    torch.manual_seed(seed)
+    return TransformerPVVAE(**{**MICRO_TRANSFORMER, **overrides}).eval()
 
 
 @pytest.fixture(autouse=True)

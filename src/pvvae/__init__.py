@@ -7,7 +7,7 @@ stays light.
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["PVVAE", "PRESETS", "__version__"]
+__all__ = ["PVVAE", "PRESETS", "TransformerPVVAE", "__version__"]
 
 
 def __getattr__(name: str):
@@ -15,4 +15,8 @@ def __getattr__(name: str):
         from pvvae.model import autoencoder, presets
 
         return autoencoder.PVVAE if name == "PVVAE" else presets.PRESETS
+    if name == "TransformerPVVAE":
+        from pvvae.model.transformer import TransformerPVVAE
+
+        return TransformerPVVAE
     raise AttributeError(f"module 'pvvae' has no attribute {name!r}")

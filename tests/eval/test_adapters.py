@@ -19,7 +19,7 @@ from pvvae.eval.adapters import (
     load_vae,
     parse_spec,
 )
-from tests.conftest import make_micro_vae, random_video
+from tests.conftest import make_micro_transformer, make_micro_vae, random_video
 
 WAN_TINY = dict(
     base_dim=8,
@@ -201,3 +201,18 @@ def test_bfloat16_models_return_float32(tmp_path):
     x = random_video(1, 9, 16, 16)
     assert adapter.reconstruct(x).dtype == torch.float32
     assert adapter.describe()["dtype"] == "bfloat16"
+
+
+def test_transformer_folders_and_presets_load_as_pvvae(tmp_path):
+    """A saved TransformerPVVAE (PV-VAE*) is detected as a pvvae folder and predicts."""
+    vae = make_micro_transformer(seed=3)
+    vae.save_pretrained(tmp_path / "model")
+    adapter = load_vae(str(tmp_path / "model"))  # kind detected from config.json
+    assert isinstance(adapter, PVVAEAdapter) and type(adapter.model) is type(vae)
+    x = random_video(2, 9, 32, 32)
+    with torch.no_grad():
+        expected = vae(x).sample.clamp(-1, 1)
+    torch.testing.assert_close(adapter.reconstruct(x), expected)
+    assert adapter.predict(x[:, :, :5], 4).shape == x.shape
+    preset = load_vae("pvvae-preset:transformer-tiny")
+    assert type(preset.model) is type(vae) and preset.latent_layout == "t4s16c64"

@@ -42,6 +42,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from pvvae.model.registry import class_names
+
 
 class PredictionNotSupported(NotImplementedError):
     """Raised by :meth:`VAEAdapter.predict` for VAEs not trained to predict dropped frames."""
@@ -413,7 +415,7 @@ def detect_kind(path: Path) -> str:
         return "pvvae"
     for sub in (".", "ema", "vae"):
         name = _class_name(path / sub / "config.json")
-        if name == "PVVAE":
+        if name in class_names():  # PVVAE or TransformerPVVAE
             return "pvvae"
         for kind, (class_name, _) in DIFFUSERS_KINDS.items():
             if name == class_name:
@@ -478,13 +480,13 @@ def load_pvvae(
         preset: ``target`` is a preset name: random weights drawn with seed 0 (tests, demos),
             without touching the caller's global RNG state.
     """
-    from pvvae.model.autoencoder import PVVAE
+    from pvvae.model.registry import from_preset
     from pvvae.training.checkpoint import load_model, model_folder
 
     if preset:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            model = PVVAE.from_preset(str(target))
+            model = from_preset(str(target))
         return PVVAEAdapter(
             model, source=f"pvvae-preset:{target}", device=device, dtype=dtype, label=label
         )

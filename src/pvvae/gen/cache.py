@@ -58,17 +58,18 @@ PRESET_PREFIX = "preset:"
 
 
 def load_vae(spec: str | Path, device: torch.device | str = "cpu", seed: int = 0):
-    """A ``PVVAE`` in eval mode from a checkpoint path or ``preset:NAME``.
+    """A ``PVVAE`` or ``TransformerPVVAE`` in eval mode from a checkpoint path or ``preset:NAME``.
 
     Args:
         spec: a model / checkpoint / run folder (:func:`pvvae.training.checkpoint.load_model`,
             EMA weights preferred), or ``preset:NAME`` for a *randomly initialised* preset
-            (``tiny``, ``paper``, ``t4s8c16``), seeded by ``seed``: for smoke runs and
-            benchmarks only, its latents mean nothing.
+            (``tiny``, ``paper``, ``t4s8c16``; ``transformer-tiny``, ``transformer-paper`` for
+            PV-VAE*), seeded by ``seed``: for smoke runs and benchmarks only, its latents
+            mean nothing.
         device: where to put the model.
         seed: initialisation seed of a preset.
     """
-    from pvvae.model.autoencoder import PVVAE
+    from pvvae.model.registry import from_preset
 
     spec = str(spec)
     if spec.startswith(PRESET_PREFIX):
@@ -76,7 +77,7 @@ def load_vae(spec: str | Path, device: torch.device | str = "cpu", seed: int = 0
         logger.warning("using a randomly initialised %r VAE: for smoke runs only", name)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            vae = PVVAE.from_preset(name)
+            vae = from_preset(name)
         return vae.to(device).eval()
     from pvvae.training.checkpoint import load_model
 

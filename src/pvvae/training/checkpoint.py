@@ -174,15 +174,17 @@ def model_folder(path: str | Path, use_ema: bool = True) -> Path:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True):
-    """Load a ``PVVAE`` (eval mode) from any path accepted by :func:`resolve_checkpoint`.
+    """Load a ``PVVAE`` or ``TransformerPVVAE`` (the class its config.json names; eval mode)
+    from any path accepted by :func:`resolve_checkpoint`.
 
     With ``use_ema`` (default) a checkpoint's EMA weights are loaded when it has them.
     """
-    from pvvae.model.autoencoder import PVVAE
+    from pvvae.model.registry import class_of_folder
 
     # low_cpu_mem_usage=False: the fast path needs `accelerate`, which we do not depend on
     folder = model_folder(path, use_ema)
-    return PVVAE.from_pretrained(folder, low_cpu_mem_usage=False).to(device).eval()
+    model = class_of_folder(folder).from_pretrained(folder, low_cpu_mem_usage=False)
+    return model.to(device).eval()
 
 
 def load_weights(checkpoint: str | Path, name: str) -> dict[str, Tensor] | None:

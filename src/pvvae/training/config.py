@@ -20,8 +20,14 @@ from pvvae.objectives.losses import LossWeights
 
 @dataclass
 class ModelConfig:
-    """Which VAE to build: a preset plus constructor overrides (any ``PVVAE`` argument)."""
+    """Which VAE to build: an architecture, one of its presets, and constructor overrides.
 
+    ``arch``: "cnn" (:class:`pvvae.PVVAE`, seed section 3) or "transformer"
+    (:class:`pvvae.TransformerPVVAE`, PV-VAE* of seed section 5); ``overrides`` take any
+    argument of that class.
+    """
+
+    arch: Literal["cnn", "transformer"] = "cnn"
     preset: str = "tiny"
     overrides: dict[str, Any] = field(default_factory=dict)
     # A checkpoint folder, model folder or run folder (its latest checkpoint) whose weights
@@ -35,18 +41,21 @@ class ModelConfig:
 
     def build_kwargs(self) -> dict[str, Any]:
         """Constructor arguments; unknown override names raise :class:`ConfigError`."""
-        from pvvae.model.autoencoder import PVVAE
-        from pvvae.model.presets import PRESETS, preset_config
+        from pvvae.model.registry import model_class, model_presets
 
-        if self.preset not in PRESETS:
-            raise ConfigError(f"model.preset={self.preset!r}; valid presets: {sorted(PRESETS)}")
-        valid = set(inspect.signature(PVVAE.__init__).parameters) - {"self"}
+        presets = model_presets(self.arch)
+        if self.preset not in presets:
+            raise ConfigError(
+                f"model.preset={self.preset!r}; valid presets of model.arch={self.arch}: "
+                f"{sorted(presets)}"
+            )
+        valid = set(inspect.signature(model_class(self.arch).__init__).parameters) - {"self"}
         unknown = sorted(set(self.overrides) - valid)
         if unknown:
             raise ConfigError(
                 f"unknown model.overrides key(s) {unknown}; valid keys: {sorted(valid)}"
             )
-        return preset_config(self.preset, **self.overrides)
+        return {**presets[self.preset], **self.overrides}
 
 
 @dataclass

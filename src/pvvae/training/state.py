@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from pvvae.config import to_dict
 from pvvae.model.autoencoder import PVVAE
 from pvvae.model.causal import inflate_temporal_kernels
+from pvvae.model.registry import model_class
 from pvvae.objectives.gan import PatchDiscriminator3D
 from pvvae.objectives.predictive import predictive_reconstruction
 from pvvae.training import distributed, parallel
@@ -101,7 +102,7 @@ def gan_active(cfg: ExperimentConfig, step: int) -> bool:
 
 def build_model(cfg: ExperimentConfig) -> PVVAE:
     """The VAE of ``cfg.model``, initialised from ``init_from`` (EMA weights preferred)."""
-    model = PVVAE(**cfg.model.build_kwargs())
+    model = model_class(cfg.model.arch)(**cfg.model.build_kwargs())
     if cfg.model.init_from:
         source = load_model(cfg.model.init_from, use_ema=cfg.model.init_from_ema)
         try:
@@ -141,14 +142,17 @@ def _adamw(params: list[nn.Parameter], lr: float, betas, weight_decay: float):
 
 
 def _wrap_vae(vae: PVVAE, cfg: ExperimentConfig, info: DistInfo) -> nn.Module:
-    """Checkpointing, DDP / FSDP and compile around the VAE's training forward pass."""
-    from pvvae.model.blocks import MidBlock, ResBlock
+    """Checkpointing, DDP / FSDP and compile around the VAE's training forward pass.
 
+    The units of checkpointing and of FSDP are the blocks the model class names in
+    diffusers' ``_repeated_blocks``.
+    """
+    blocks = tuple({type(m) for m in vae.modules() if type(m).__name__ in vae._repeated_blocks})
     forward = PredictiveForward(vae)
     if cfg.train.gradient_checkpointing:
-        parallel.checkpoint_blocks(vae, (ResBlock,))
+        parallel.checkpoint_blocks(vae, blocks)
     if info.distributed and cfg.train.parallel == "fsdp":
-        forward = parallel.shard(forward, lambda m: isinstance(m, (ResBlock, MidBlock)), info)
+        forward = parallel.shard(forward, lambda m: isinstance(m, blocks), info)
     else:
         # k = 0 leaves the learnable padding token unused: DDP must be told when that varies.
         varies = drop_ratio(cfg) > 0 and vae.pad_token.requires_grad

@@ -155,7 +155,7 @@ def _gan_weight(state: TrainState, terms: dict[str, Tensor], g_adv: Tensor) -> T
     if "lpips" in terms:
         rec = rec + w.lambda_lpips * terms["lpips"]
     # read after the forward pass: under FSDP this is the unsharded weight that was used
-    last_layer = state.vae.decoder.conv_out.conv.weight
+    last_layer = state.vae.get_last_layer()
     return adaptive_weight(rec, g_adv, last_layer, gcfg.max_adaptive_weight)
 
 

@@ -1,0 +1,75 @@
+"""The PV-VAE architectures by name: ``model.arch`` of a training config, and the
+``_class_name`` that diffusers writes into a saved model's ``config.json``.
+
+==============  =====================================  ==============================
+arch            class                                  presets
+==============  =====================================  ==============================
+``cnn``         :class:`pvvae.PVVAE` (seed section 3)  ``pvvae.PRESETS``
+``transformer`` :class:`pvvae.TransformerPVVAE` (5)    ``TRANSFORMER_PRESETS``
+==============  =====================================  ==============================
+
+Both share one public API (:class:`~pvvae.model.common.VideoVAEMixin`), so training,
+evaluation, caching and generation take either through configuration alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+ARCHITECTURES = ("cnn", "transformer")
+TRANSFORMER_PREFIX = "transformer-"  # preset names of the Transformer outside a config
+
+
+def model_class(arch: str) -> type:
+    """The model class of ``arch`` ("cnn" or "transformer")."""
+    if arch == "cnn":
+        from pvvae.model.autoencoder import PVVAE
+
+        return PVVAE
+    if arch == "transformer":
+        from pvvae.model.transformer import TransformerPVVAE
+
+        return TransformerPVVAE
+    raise ValueError(f"unknown model architecture {arch!r}; valid: {ARCHITECTURES}")
+
+
+def model_presets(arch: str) -> Mapping[str, dict]:
+    """The named presets of ``arch`` (each a dict of constructor arguments)."""
+    if arch == "cnn":
+        from pvvae.model.presets import PRESETS
+
+        return PRESETS
+    from pvvae.model.transformer import TRANSFORMER_PRESETS
+
+    model_class(arch)  # raises on an unknown arch
+    return TRANSFORMER_PRESETS
+
+
+def class_names() -> tuple[str, ...]:
+    """The ``_class_name`` values of saved PV-VAE models of every architecture."""
+    return tuple(model_class(arch).__name__ for arch in ARCHITECTURES)
+
+
+def class_of_folder(folder: str | Path) -> type:
+    """The model class a saved folder holds, read from its ``config.json``.
+
+    Raises:
+        ValueError: the folder holds a model of another library (or a damaged config).
+    """
+    config = Path(folder) / "config.json"
+    name = json.loads(config.read_text()).get("_class_name")
+    for arch in ARCHITECTURES:
+        cls = model_class(arch)
+        if cls.__name__ == name:
+            return cls
+    raise ValueError(f"{config} describes {name!r}, not a PV-VAE model ({class_names()})")
+
+
+def from_preset(name: str):
+    """A randomly initialised model of a preset name as the command line and benchmarks
+    give it: "NAME" for a CNN preset, "transformer-NAME" for a Transformer one."""
+    if name.startswith(TRANSFORMER_PREFIX):
+        return model_class("transformer").from_preset(name[len(TRANSFORMER_PREFIX) :])
+    return model_class("cnn").from_preset(name)
