@@ -22,3 +22,22 @@ def make_latte(num_classes: int = 4, seed: int = 0) -> Latte:
 @pytest.fixture
 def vae_and_latte():
     return make_micro_vae(), make_latte()
+
+
+@pytest.fixture(scope="session")
+def latte_dir(tmp_path_factory):
+    """A Latte model folder (config.json naming a saved micro VAE, and weights)."""
+    from safetensors.torch import save_file
+
+    from pvvae.gen.checkpoint import LatteMeta, LatteWriter
+    from pvvae.training.checkpoint import WEIGHTS_FILE
+
+    root = tmp_path_factory.mktemp("probe")
+    make_micro_vae().save_pretrained(root / "vae")
+    latte = make_latte()
+    meta = LatteMeta(latte.config, (8, 2, 2, 2), ("a", "b", "c", "d"), str(root / "vae"))
+    folder = root / "latte"
+    folder.mkdir()
+    LatteWriter(meta).save_config(folder)
+    save_file(latte.state_dict(), folder / WEIGHTS_FILE)
+    return folder
