@@ -3,24 +3,20 @@
 * :func:`table3_markdown`: one row per probed model (``w/o PR``, ``w/ PR``, ...), columns
   ``EPE ↓ | MSE ↓ | AUC(%) ↑`` as in seed Table 3, the relative gain over the first row in
   parentheses (the seed's ``(+12.5%)``), and one row of trivial baselines.
-* :func:`flow_to_rgb`: flow colour coding on the HSV wheel (hue = direction, saturation =
-  magnitude relative to the largest one shown, value = 1), the convention of the Middlebury
-  colour wheel without its hand-tuned hue ramp.
+* flow is drawn with :func:`pvvae.eval.plots.flow_to_rgb` (HSV colour wheel).
 * Figures: predicted vs true flow, predicted vs true next frame, tracks drawn on frames.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from pvvae.eval.plots import image_grid_figure, save_figure, to_image
+from pvvae.eval.plots import flow_to_rgb, image_grid_figure, save_figure, to_image
 
 COLUMNS = (("flow", "epe", "EPE ↓", "{:.4f}"), ("next", "mse", "MSE ↓", "{:.4f}"),
            ("track", "auc", "AUC(%) ↑", "{:.2f}"))
@@ -61,23 +57,6 @@ def table3_markdown(
         lines.append("| trivial baseline (zero flow / copy last / static points) | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def flow_to_rgb(flow: Tensor, max_norm: float | None = None) -> np.ndarray:
-    """Colour-code (2, H, W) flow as (H, W, 3) floats in ``[0, 1]`` (HSV wheel, module doc).
-
-    Args:
-        flow: ``(dx, dy)`` in pixels.
-        max_norm: magnitude of full saturation; the largest magnitude of ``flow`` when None.
-    """
-    dx, dy = flow[0].float(), flow[1].float()
-    mag = torch.sqrt(dx**2 + dy**2)
-    norm = max_norm if max_norm is not None else max(mag.max().item(), 1e-6)
-    hue = (torch.atan2(dy, dx) / (2 * math.pi)) % 1.0  # (H, W) in [0, 1)
-    sat = (mag / norm).clamp(0, 1)
-    k = (torch.tensor([5.0, 3.0, 1.0]).view(3, 1, 1) + hue * 6.0) % 6.0  # (3, H, W)
-    rgb = 1.0 - sat * (torch.minimum(k, 4.0 - k).clamp(0.0, 1.0))  # HSV -> RGB with v = 1
-    return rgb.permute(1, 2, 0).numpy()
 
 
 def flow_figure(pred: Tensor, true: Tensor, max_frames: int = 4) -> Figure:
