@@ -64,3 +64,13 @@ def test_missing_targets_are_named(stored):
         train_head(task, head, {k: v for k, v in data.items() if k != "flow"}, HeadTrainConfig())
     with pytest.raises(ValueError, match="unknown probing task"):
         build_task("depth")
+
+
+def test_residual_next_frame_head_starts_from_the_copy_baseline(stored):
+    ext, data = stored
+    task = build_task("next", residual_next=True)
+    head = task.build_head(ext.channels, ext.spatial_factor, ext.temporal_factor, 16)
+    torch.nn.init.zeros_(head.out.weight)
+    torch.nn.init.zeros_(head.out.bias)
+    batch = {k: v[:2] for k, v in data.items()}
+    assert torch.equal(task.predict(head, batch), task.baseline(batch))
