@@ -187,6 +187,17 @@ def test_analyze_latents_writes_the_report(tmp_path):
     )
 
 
+def test_synthetic_clips_get_their_ground_truth_flow_for_figure_4():
+    from pvvae.data.synthetic import preset_config, synthetic_clip
+    from pvvae.eval.latents import _ground_truth_flow
+
+    data = open_eval_data("synthetic:3", 5, 32, 2)
+    flows = _ground_truth_flow(data, [1])
+    config = preset_config("proving_ground", num_frames=5, height=32, width=32)  # the default
+    want = synthetic_clip(3, 1, config)["flow"]
+    assert list(flows) == [1] and torch.equal(flows[1], want)
+
+
 def test_analyze_latents_skips_prediction_without_support(tmp_path):
     data = open_eval_data("synthetic", 9, 32, 2)
     config = LatentsConfig(resolution=32, num_frames=9, num_clips=2, pca_clips=1)

@@ -2,7 +2,8 @@
 
 Each verb module exposes ``add_parser(subparsers)`` (registering its arguments and setting
 ``func``). ``pvvae train CONFIG [key=value ...]``, ``pvvae reconstruct``, ``pvvae predict``,
-``pvvae demo``, ``pvvae eval ...``, ``pvvae gen ...``. Also runnable as ``python -m pvvae``.
+``pvvae demo``, ``pvvae eval ...``, ``pvvae gen ...``, ``pvvae probe ...``. Also runnable as
+``python -m pvvae``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import sys
 
 # verb modules under pvvae.cli, in the order of ``pvvae --help``
-VERBS = ("train", "video", "eval", "gen", "demo")
+VERBS = ("train", "video", "eval", "gen", "probe", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,10 @@ adapters load) and writes a report folder with:
    its latent positions (t, h, w), projection on the top 3 components (sign fixed so that the
    largest loading is positive), each component min-max scaled over the whole clip (colours
    comparable across its frames) and shown as RGB beside the input frame that ends each latent
-   group (frame 0, then 4j).
+   group (frame 0, then 4j). For synthetic clips the ground-truth optical flow of those frames
+   (flow from frame f to f + 1; the last frame shows the flow into it) is drawn below, colour
+   wheel of :func:`pvvae.eval.plots.flow_to_rgb` (the seed shows RAFT flow; real clips get no
+   flow row: no flow estimator is bundled).
 4. **Prediction** (section 4.3 "Predictive reconstruction visualization", Figure 6), only for
    VAEs with :attr:`VAEAdapter.supports_prediction`: the encoder sees the first
    ``1 + t_factor * floor((G - 1) / 2)`` frames (the first half of the groups, 9 of 17), the
@@ -53,6 +56,7 @@ from tqdm import tqdm
 from pvvae.eval.adapters import VAEAdapter
 from pvvae.eval.plots import (
     curve_figure,
+    flow_to_rgb,
     histogram_figure,
     image_grid_figure,
     save_figure,
@@ -227,6 +231,7 @@ class _Accumulator:
     stats: ChannelStats
     ltd: list[torch.Tensor] = field(default_factory=list)  # (B, G - 1) per batch
     pca: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    pca_flow: dict[int, torch.Tensor] = field(default_factory=dict)  # clip -> (2, T-1, H, W)
     pred: dict[str, list] = field(default_factory=dict)
     grid: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
@@ -328,6 +333,7 @@ def analyze_latents(
         _process_batch(adapter, x.to(adapter.device), indices, config, acc, n_obs)
         bar.update(len(indices))
     bar.close()
+    acc.pca_flow = _ground_truth_flow(data, [index for index, _, _ in acc.pca])
     summary = {
         "vae": adapter.describe(),
         "data": data.description,
@@ -437,6 +443,19 @@ def _write_figures(out_dir: Path, adapter: VAEAdapter, acc: _Accumulator, summar
     return figures
 
 
+def _ground_truth_flow(data: EvalData, indices: list[int]) -> dict[int, torch.Tensor]:
+    """Ground-truth flow (2, T-1, H, W) of synthetic clips ``indices`` (empty for real data)."""
+    from dataclasses import replace
+
+    from pvvae.data.synthetic import SyntheticVideoDataset, synthetic_clip
+
+    dataset = data.dataset
+    if not isinstance(dataset, SyntheticVideoDataset) or dataset.config.num_frames < 2:
+        return {}
+    config = replace(dataset.config, annotations=True)
+    return {i: synthetic_clip(dataset.seed, i, config)["flow"] for i in indices}
+
+
 def _pca_figure(out_dir: Path, adapter: VAEAdapter, acc: _Accumulator, figures: dict) -> dict:
     """Figure 4: input frames above the RGB of the top-3 PCA components, for each clip."""
     rows, ratios = [], []
@@ -446,6 +465,11 @@ def _pca_figure(out_dir: Path, adapter: VAEAdapter, acc: _Accumulator, figures: 
         frames = group_end_frames(z.shape[1], x.shape[1], adapter.temporal_compression)
         rows.append((f"clip {index}", [to_image(x[:, f]) for f in frames]))
         rows.append(("PCA top-3", [rgb[j].numpy() for j in range(rgb.shape[0])]))
+        if index in acc.pca_flow:
+            flow = acc.pca_flow[index]  # (2, T-1, H, W)
+            norm = max(flow.norm(dim=0).max().item(), 1e-6)
+            steps = [min(f, flow.shape[1] - 1) for f in frames]
+            rows.append(("flow (truth)", [flow_to_rgb(flow[:, f], norm) for f in steps]))
     if rows:
         width = max(len(images) for _, images in rows)
         titles = [f"latent {j}" for j in range(width)]

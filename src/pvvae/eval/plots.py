@@ -7,12 +7,14 @@ touches pyplot's global figure registry or the user's backend (rule: no global s
   also per-clip PSNR of reconstructions).
 - :func:`curve_figure`: values over an x axis with optional bands (seed Figure 5d, normalised
   LTD over frame intervals; PSNR of predicted frames).
+- :func:`flow_to_rgb`: optical flow as colours (seed Figure 4 beside the PCA; probing).
 - :func:`image_grid_figure`: labelled rows of frames (seed Figure 4, PCA beside the input;
   seed Figure 6, observed / predicted / ground truth; reconstruction samples).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -136,3 +138,22 @@ def image_grid_figure(
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def flow_to_rgb(flow: torch.Tensor, max_norm: float | None = None) -> np.ndarray:
+    """Colour-code (2, H, W) flow as (H, W, 3) floats in ``[0, 1]`` on the HSV wheel: hue =
+    direction, saturation = magnitude relative to ``max_norm``, value = 1 (the convention of
+    the Middlebury colour wheel without its hand-tuned hue ramp; seed Figure 4, probing).
+
+    Args:
+        flow: ``(dx, dy)`` in pixels.
+        max_norm: magnitude of full saturation; the largest magnitude of ``flow`` when None.
+    """
+    dx, dy = flow[0].float(), flow[1].float()
+    mag = torch.sqrt(dx**2 + dy**2)
+    norm = max_norm if max_norm is not None else max(mag.max().item(), 1e-6)
+    hue = (torch.atan2(dy, dx) / (2 * math.pi)) % 1.0  # (H, W) in [0, 1)
+    sat = (mag / norm).clamp(0, 1)
+    k = (torch.tensor([5.0, 3.0, 1.0]).view(3, 1, 1) + hue * 6.0) % 6.0  # (3, H, W)
+    rgb = 1.0 - sat * (torch.minimum(k, 4.0 - k).clamp(0.0, 1.0))  # HSV -> RGB with v = 1
+    return rgb.permute(1, 2, 0).numpy()
