@@ -75,13 +75,17 @@ class WanLearner(nn.Module):
 
 
 class PVVAELearner(nn.Module):
-    """``PVVAE`` behind the same two calls as :class:`WanLearner`."""
+    """``PVVAE`` (or, with ``transformer``, ``TransformerPVVAE``: PV-VAE*) behind the same
+    two calls as :class:`WanLearner`."""
 
-    def __init__(self, **overrides) -> None:
+    def __init__(self, transformer: bool = False, **overrides) -> None:
         super().__init__()
-        from pvvae import PVVAE
+        from pvvae import PVVAE, TransformerPVVAE
 
-        self.vae = PVVAE.from_preset("tiny", **{"patch_shortcut": False, **overrides})
+        if transformer:
+            self.vae = TransformerPVVAE.from_preset("tiny", **overrides)
+        else:
+            self.vae = PVVAE.from_preset("tiny", **{"patch_shortcut": False, **overrides})
 
     def encode(self, x: Tensor) -> Tensor:
         from pvvae.model.distributions import DiagonalGaussian
@@ -93,7 +97,8 @@ class PVVAELearner(nn.Module):
 
 
 def build(spec: str) -> nn.Module:
-    """``tiny`` / ``wan`` / ``tiny:key=value,...`` (PVVAE overrides) -> a learner."""
+    """``tiny`` / ``transformer`` / ``wan`` / ``tiny:key=value,...`` (constructor overrides)
+    -> a learner. ``transformer`` is the ``tiny`` preset of PV-VAE* (seed section 5)."""
     name, _, rest = spec.partition(":")
     overrides = {}
     for item in filter(None, rest.split(",")):
@@ -103,9 +108,9 @@ def build(spec: str) -> nn.Module:
             overrides[key] = json.loads(value)
     if name == "wan":
         return WanLearner(**overrides)
-    if name == "tiny":
-        return PVVAELearner(**overrides)
-    raise SystemExit(f"unknown model {spec!r}: use tiny, wan or tiny:key=value")
+    if name in ("tiny", "transformer"):
+        return PVVAELearner(transformer=name == "transformer", **overrides)
+    raise SystemExit(f"unknown model {spec!r}: use tiny, transformer, wan or tiny:key=value")
 
 
 def forward(model: nn.Module, x: Tensor, k: int) -> Tensor:
@@ -248,7 +253,7 @@ def pretrain_on_images(model: nn.Module, args, seed: int, batch: int = 8) -> Non
             group["lr"] = lr_at(step, args.lr, args.warmup, 10**9)  # warm-up, then constant
         opt.step()
     if isinstance(model, PVVAELearner):
-        inflate_temporal_kernels(model.vae)
+        inflate_temporal_kernels(model.vae)  # no temporal convs in PV-VAE*: a no-op
 
 
 def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dict]:
@@ -287,7 +292,7 @@ def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dic
                    **evaluate(model, heldout, args.observed)}
             rows.append(row)
             print(format_row(row), flush=True)
-    if args.diagnose and isinstance(model, PVVAELearner):
+    if args.diagnose and isinstance(model, PVVAELearner) and hasattr(model.vae.encoder, "stages"):
         stats = stream_stats(model.vae.eval(), heldout[:4])
         rows[-1]["stream"] = stats
         print("  stream rms/content: " + "  ".join(
@@ -344,11 +349,11 @@ def main(argv: list[str] | None = None) -> dict:
             for row in train_run(spec, r, args, heldout, seed)]
     for path in args.merge:
         rows += json.loads(path.read_text())["rows"]
-    result = {"settings": {k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path)
-                               else v) for k, v in vars(args).items()},
+    result = {"settings": {k: sorted(v) if isinstance(v, set) else v
+                           for k, v in vars(args).items()},
               "floors": base, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    args.out.write_text(json.dumps(result, indent=2, default=str))  # paths as text
     print(f"wrote {args.out}")
     print_table(result)
     if args.plot:
