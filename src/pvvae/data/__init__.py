@@ -26,6 +26,7 @@ from pvvae.data.synthetic import (
 from pvvae.data.video_io import (
     VideoInfo,
     VideoReadError,
+    decodable_frames,
     fit_to_multiple,
     from_model_range,
     read_video,
@@ -50,6 +51,7 @@ __all__ = [
     "VideoManifestDataset",
     "VideoReadError",
     "collate",
+    "decodable_frames",
     "fit_to_multiple",
     "from_model_range",
     "loader_generator",
