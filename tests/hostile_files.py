@@ -64,3 +64,33 @@ def size_change_video(path: Path) -> Path:
     first.unlink()
     second.unlink()
     return path
+
+
+def hostile_video_tree(root: Path) -> dict[str, list[str]]:
+    """A class-per-folder tree mixing good clips with every kind of damaged file.
+
+    Returns ``{"readable": [...], "unreadable": [...]}`` (file names): readable files keep all
+    their decodable frames; unreadable ones must be skipped, by name.
+    """
+    good = [
+        write_noise_video(root / "a" / "good0.mp4", 12, seed=10),
+        write_noise_video(root / "a" / "clip ünïcödé 動画.mp4", 12, seed=11),
+        write_noise_video(root / "b" / "good2.mp4", 12, seed=12),
+        lying_header_avi(root / "b" / "header_lies.avi"),
+        truncated_mp4(root / "a" / "truncated.mp4"),
+        size_change_video(root / "b" / "size_change.mkv"),
+    ]
+    (root / "a" / "zero_bytes.mp4").write_bytes(b"")
+    (root / "b" / "random_bytes.mp4").write_bytes(np.random.default_rng(0).bytes(4000))
+    (root / "b" / "text.avi").write_text("not a video at all\n")
+    wrong = root / "a" / "png_named.mkv"  # another container: a PNG image under a video name
+    with av.open(str(wrong), "w", format="image2", options={"update": "1"}) as out:
+        stream = out.add_stream("png", rate=1)
+        stream.height, stream.width, stream.pix_fmt = 16, 16, "rgb24"
+        frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return {
+        "readable": sorted([p.name for p in good] + [wrong.name]),  # the PNG: a 1-frame video
+        "unreadable": sorted(["zero_bytes.mp4", "random_bytes.mp4", "text.avi"]),
+    }

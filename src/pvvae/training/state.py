@@ -83,6 +83,7 @@ class TrainState:
     lecam_anchors: list[float] = field(default_factory=lambda: [0.0, 0.0])  # (real, fake)
     nonfinite_total: int = 0
     nonfinite_consecutive: int = 0
+    skipped_files: list[str] = field(default_factory=list)  # unreadable data files found so far
     preview: tuple[Tensor, Tensor, int] | None = None  # (x, x_hat, observed frames) to show
 
 
@@ -248,6 +249,7 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
         "scheduler": state.scheduler.state_dict(),
         "lecam_anchors": list(state.lecam_anchors),
         "nonfinite": [state.nonfinite_total, state.nonfinite_consecutive],
+        "skipped_files": list(state.skipped_files),
         "rng": rng,
         "config": to_dict(state.cfg),
     }
@@ -290,6 +292,7 @@ def restore(state: TrainState, checkpoint: Path) -> None:
     state.step, state.data_position = int(ts["step"]), int(ts["data_position"])
     state.lecam_anchors = [float(a) for a in ts["lecam_anchors"]]
     state.nonfinite_total, state.nonfinite_consecutive = (int(n) for n in ts["nonfinite"])
+    state.skipped_files = [str(p) for p in ts.get("skipped_files", [])]  # absent before issue 13
     if int(ts["world_size"]) == state.dist.world_size:
         distributed.set_rng_state(ts["rng"][state.dist.rank])
     else:

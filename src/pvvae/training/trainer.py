@@ -265,6 +265,7 @@ def _train(cfg: ExperimentConfig, info: distributed.DistInfo) -> Path:
     if state.step >= cfg.train.steps:
         return run_dir
     dataset = build_training_dataset(cfg.data, cfg.train.seed)
+    dataset.mark_skipped(state.skipped_files)  # a resumed run does not retry them
     loader = make_loader(
         dataset,
         cfg.data,
@@ -304,7 +305,7 @@ def _loop(state: TrainState, loader, dataset, log: RunLogger, run_dir: Path) -> 
             metrics["perf/steps_per_s"] = (step - tick_step) / elapsed
             metrics["perf/samples_per_s"] = samples / elapsed
             metrics["perf/peak_memory_gib"] = peak_memory_gib(info.device)
-            metrics["data/skipped_files"] = _count_skipped(dataset, info)
+            metrics["data/skipped_files"] = len(_update_skipped(state, dataset))
             log.scalars(step, metrics)
             tick, tick_step, samples = time.perf_counter(), step, 0
         if state.preview is not None:
@@ -313,6 +314,7 @@ def _loop(state: TrainState, loader, dataset, log: RunLogger, run_dir: Path) -> 
         _check_nonfinite(state, run_dir)
         due = step % cfg.train.ckpt_every == 0 or step == cfg.train.steps
         if due and state.nonfinite_consecutive == 0:
+            _update_skipped(state, dataset)
             save(state, run_dir)
         if step >= cfg.train.steps:
             break
@@ -343,13 +345,19 @@ def _check_nonfinite(state: TrainState, run_dir: Path) -> None:
         )
 
 
-def _count_skipped(dataset, info: distributed.DistInfo) -> int:
-    """Distinct unreadable files found so far over all ranks (collective)."""
+def _update_skipped(state: TrainState, dataset) -> list[str]:
+    """Set ``state.skipped_files`` to the unreadable files found so far over all ranks
+    (collective; sorted) and log the new ones by name. Saved in the training state, so a
+    resumed run neither retries nor forgets them. Returns the list."""
     paths = [str(p) for p in getattr(dataset, "skipped_paths", [])]
-    found = set().union(*distributed.all_gather_object(paths, info))
-    if found and info.is_main:
-        logger.warning("%d unreadable file(s) skipped so far", len(found))
-    return len(found)
+    found = sorted(
+        set().union(state.skipped_files, *distributed.all_gather_object(paths, state.dist))
+    )
+    new = [p for p in found if p not in set(state.skipped_files)]
+    if new and state.dist.is_main:
+        logger.warning("%d unreadable file(s) skipped so far; new: %s", len(found), ", ".join(new))
+    state.skipped_files = found
+    return found
 
 
 def _prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, info) -> Path | None:
