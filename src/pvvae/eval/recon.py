@@ -50,7 +50,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from pvvae.data import SkippingDataset
+from pvvae.data import ReadableItems, collate_readable
 from pvvae.eval.adapters import VAEAdapter
 from pvvae.eval.plots import histogram_figure, image_grid_figure, save_figure, to_image
 from pvvae.eval.report import (
@@ -131,38 +131,6 @@ def open_eval_data(
     return EvalData(dataset, indices, data, description)
 
 
-class _IndexedClips(Dataset):
-    """Items ``(index, video (3, T, H, W) or None, path)`` of selected dataset indices.
-
-    File datasets are read with ``try_item``: an unreadable file gives ``None`` instead of
-    the next readable file's clip, which would be counted twice.
-    """
-
-    def __init__(self, data: EvalData, indices: list[int]) -> None:
-        self.data, self.indices = data, indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
-        index, dataset = self.indices[i], self.data.dataset
-        if isinstance(dataset, SkippingDataset):
-            item = dataset.try_item(index)
-            if item is None:
-                return index, None, str(dataset.paths[index])
-        else:
-            item = dataset[index]
-        return index, item["video"], str(item.get("path", f"{self.data.source}#{index}"))
-
-
-def _collate_readable(items: list[tuple[int, torch.Tensor | None, str]]):
-    """``(indices, videos (B, 3, T, H, W) or None, paths, skipped [(index, path)])``."""
-    readable = [item for item in items if item[1] is not None]
-    skipped = [(index, path) for index, video, path in items if video is None]
-    videos = torch.stack([video for _, video, _ in readable]) if readable else None
-    return [i for i, _, _ in readable], videos, [p for _, _, p in readable], skipped
-
-
 def iterate_clips(
     data: EvalData, indices: list[int], batch_size: int, workers: int = 0
 ) -> Iterator[tuple[list[int], torch.Tensor, list[str]]]:
@@ -172,16 +140,17 @@ def iterate_clips(
     ``data.skipped`` (index -> path); a batch may therefore hold fewer than ``batch_size``.
     """
     loader = DataLoader(
-        _IndexedClips(data, indices),
+        ReadableItems(data.dataset, indices),
         batch_size=batch_size,
         num_workers=workers,
         shuffle=False,
-        collate_fn=_collate_readable,
+        collate_fn=collate_readable,
     )
-    for index, video, path, skipped in loader:
+    for index, batch, paths, skipped in loader:
         data.skipped.update(skipped)
         if index:
-            yield index, video, path
+            # items without a file (synthetic) are named "#index": prefix the source
+            yield index, batch["video"], [data.source + p if p[:1] == "#" else p for p in paths]
 
 
 def readable_indices(data: EvalData, done: Iterable[int]) -> list[int]:
