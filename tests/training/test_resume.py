@@ -142,3 +142,19 @@ def test_nonfinite_steps_are_skipped_counted_then_stop_the_run(tmp_path, monkeyp
     assert "step-0000003" in str(err.value)
     weights = load_model(run_dir).state_dict()
     assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+def test_run_ending_inside_a_nan_streak_is_an_error(tmp_path, monkeypatch):
+    real_compose = trainer_module.compose_loss
+    calls = {"n": 0}
+
+    def nan_at_the_last_step(terms, weights):
+        calls["n"] += 1
+        loss = real_compose(terms, weights)
+        return loss * float("nan") if calls["n"] == 4 else loss
+
+    monkeypatch.setattr(trainer_module, "compose_loss", nan_at_the_last_step)
+    cfg = micro_config(tmp_path, "name=end", "train.steps=4", "train.ckpt_every=1")
+    with pytest.raises(NonFiniteLossError, match="ended"):
+        train(cfg)  # before: exit 0 with no final checkpoint and no warning
+    assert checkpoint_dirs(tmp_path / "end")[-1].name == "step-0000003"

@@ -11,11 +11,12 @@ One step (:func:`train_step`):
 4. EMA update.
 
 A step whose loss or gradient norm is NaN/Inf on any rank is skipped on all ranks and
-counted; ``train.max_nonfinite`` consecutive ones stop the run with
-:class:`NonFiniteLossError` (no checkpoint is written during such a streak, so the last
-one holds good weights). The loop (:func:`train`) runs alone or under torchrun (see
-:mod:`pvvae.training.distributed`), logs on rank 0 and writes atomic checkpoints; with
-``train.resume`` it continues exactly from the latest one.
+counted; ``train.max_nonfinite`` consecutive ones, or a run that reaches its last step
+inside a shorter streak, stop it with :class:`NonFiniteLossError` (no checkpoint is written
+during such a streak, so the last one holds good weights; :mod:`pvvae.training.guards`). The
+loop (:func:`train`) runs alone or under torchrun (see :mod:`pvvae.training.distributed`),
+logs on rank 0 and writes atomic checkpoints; with ``train.resume`` it continues exactly
+from the latest one.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from pvvae.training.checkpoint import latest_checkpoint, save_checkpoint
 from pvvae.training.config import ExperimentConfig, validate
 from pvvae.training.data import build_training_dataset, make_loader
 from pvvae.training.distributed import resolve_device  # noqa: F401 (public re-export)
+from pvvae.training.guards import NonFiniteLossError, check_nonfinite  # noqa: F401 (re-export)
 from pvvae.training.monitor import RunLogger, frame_strip, peak_memory_gib
 from pvvae.training.state import (  # noqa: F401 (build_model: public re-export)
     TrainState,
@@ -65,10 +67,6 @@ from pvvae.training.state import (  # noqa: F401 (build_model: public re-export)
 )
 
 logger = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RuntimeError):
-    """Too many consecutive steps with a NaN/Inf loss or gradient."""
 
 
 def autocast(state: TrainState) -> torch.autocast:
@@ -334,15 +332,14 @@ def save(state: TrainState, run_dir: Path) -> Path | None:
 
 
 def _check_nonfinite(state: TrainState, run_dir: Path) -> None:
-    limit = state.cfg.train.max_nonfinite
-    if state.nonfinite_consecutive >= limit:
-        last = latest_checkpoint(run_dir)
-        raise NonFiniteLossError(
-            f"{limit} consecutive steps (up to step {state.step}) had a NaN/Inf loss or "
-            f"gradient and were skipped ({state.nonfinite_total} in total). The last good "
-            f"checkpoint is {last}. Lower optim.lr, raise optim.warmup_steps, use "
-            "train.precision=fp32 or check the data, then resume with --resume."
-        )
+    check_nonfinite(
+        state.nonfinite_consecutive,
+        state.nonfinite_total,
+        state.cfg.train.max_nonfinite,
+        state.step,
+        state.step >= state.cfg.train.steps,
+        run_dir,
+    )
 
 
 def _update_skipped(state: TrainState, dataset) -> list[str]:
