@@ -32,6 +32,7 @@ from pvvae.training.checkpoint import (
     load_model,
     load_train_state,
     load_weights,
+    read_weights,
     resolve_checkpoint,
 )
 from pvvae.training.config import ExperimentConfig
@@ -272,17 +273,17 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
 
 def restore(state: TrainState, checkpoint: Path) -> None:
     """Load a checkpoint written by :func:`checkpoint_payload` into ``state`` (every rank)."""
-    from safetensors.torch import load_file
-
     ts = load_train_state(checkpoint)
     if state.dist.is_main:
         _warn_config_changes(ts["config"], to_dict(state.cfg))
-    parallel.load_model_state(state.vae, load_file(checkpoint / WEIGHTS_FILE))
+    parallel.load_model_state(state.vae, read_weights(checkpoint / WEIGHTS_FILE))  # finite
     parallel.load_optimizer_state(state.forward, state.optimizer, ts["optimizer"], state.sharded)
     state.scheduler.load_state_dict(ts["scheduler"])
     if state.ema is not None:
         ema_file = checkpoint / EMA_DIR / WEIGHTS_FILE
-        state.ema.load_state_dict(load_file(ema_file) if ema_file.is_file() else _vae_full(state))
+        state.ema.load_state_dict(
+            read_weights(ema_file) if ema_file.is_file() else _vae_full(state)
+        )
     if state.discriminator is not None:
         disc = load_weights(checkpoint, "discriminator")
         if disc is not None and "disc_optimizer" in ts:
