@@ -122,6 +122,10 @@ def read_manifest(csv_path: str | Path) -> tuple[list[Path], list[int], list[str
     return paths, [index[value] for value in raw], classes
 
 
+class NoReadableFileError(RuntimeError):
+    """Every file of a dataset is unreadable."""
+
+
 class SkippingDataset(Dataset):
     """Base of the file datasets: labelled files, skip-on-error and a reseedable generator.
 
@@ -231,7 +235,7 @@ class SkippingDataset(Dataset):
             item = self.try_item((index + offset) % len(self), key)
             if item is not None:
                 return item
-        raise RuntimeError(
+        raise NoReadableFileError(
             f"all {len(self)} files of {self.source} are unreadable (the log names each one "
             "and why); check the paths and that PyAV can decode them"
         )

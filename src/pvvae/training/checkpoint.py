@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import pickle
 import re
 import shutil
 from collections.abc import Mapping
@@ -256,4 +257,11 @@ def load_train_state(checkpoint: str | Path) -> dict[str, Any]:
     file = Path(checkpoint) / STATE_FILE
     if not file.is_file():
         raise FileNotFoundError(f"{file} is missing: this checkpoint cannot resume training")
-    return torch.load(file, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"{file} holds Python objects that safe loading refuses (only tensors and plain "
+            "values are allowed): it was not written by pvvae or was tampered with; delete "
+            "this checkpoint folder to resume from the previous one"
+        ) from e
