@@ -3,6 +3,7 @@ NaN/Inf losses never cost the last good checkpoint."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -158,3 +159,29 @@ def test_run_ending_inside_a_nan_streak_is_an_error(tmp_path, monkeypatch):
     with pytest.raises(NonFiniteLossError, match="ended"):
         train(cfg)  # before: exit 0 with no final checkpoint and no warning
     assert checkpoint_dirs(tmp_path / "end")[-1].name == "step-0000003"
+
+
+def test_lr_schedule_follows_the_step_counter_through_skipped_steps(tmp_path, monkeypatch):
+    clean = [
+        r["lr/vae"] for r in read_log(train(micro_config(tmp_path, "name=a", "train.steps=5")))
+    ]
+    real_compose = trainer_module.compose_loss
+    calls = {"n": 0}
+
+    def nan_at_step_2(terms, weights):
+        calls["n"] += 1
+        loss = real_compose(terms, weights)
+        return loss * float("nan") if calls["n"] == 2 else loss
+
+    monkeypatch.setattr(trainer_module, "compose_loss", nan_at_step_2)
+    run = train(micro_config(tmp_path, "name=b", "train.steps=5"))
+    assert [r["step/skipped"] for r in read_log(run)] == [0, 1, 0, 0, 0]
+    assert [r["lr/vae"] for r in read_log(run)] == clean  # before: lagged one step from step 3
+
+
+def test_resume_with_other_train_steps_warns_about_the_lr_jump(tmp_path, caplog):
+    train(micro_config(tmp_path, "name=s", "train.steps=3", "train.ckpt_every=3"))
+    with caplog.at_level(logging.WARNING, logger="pvvae.training.state"):
+        train(micro_config(tmp_path, "name=s", "train.steps=6", "train.resume=true"))
+    (message,) = [r.getMessage() for r in caplog.records if "train.steps changed" in r.getMessage()]
+    assert "from 3 to 6" in message and "at step 3" in message

@@ -310,14 +310,14 @@ def train_step(state: GenTrainState, batch: dict[str, Tensor]) -> dict[str, floa
         finite = math.isfinite(grad_norm)  # the same on all ranks: reduced gradients
     if finite:
         state.optimizer.step()
-        state.scheduler.step()
         if state.ema is not None:
             state.ema.update(state.model)
         state.nonfinite_consecutive = 0
-    else:  # skipped on every rank: no update of weights, schedule or EMA
+    else:  # skipped on every rank: no update of weights or EMA
         state.optimizer.zero_grad(set_to_none=True)
         state.nonfinite_total += 1
         state.nonfinite_consecutive += 1
+    state.scheduler.step()  # the schedule follows the step counter, skipped steps included
     state.step += 1
     out = {k: float(v) for k, v in metrics.items()}
     out["grad_norm"] = grad_norm

@@ -14,6 +14,7 @@ In every stage the GAN term is active from ``objective.gan.start_step`` (seed: 5
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from pvvae.training.checkpoint import (
 from pvvae.training.config import ExperimentConfig
 from pvvae.training.distributed import DistInfo
 from pvvae.training.ema import EMA
-from pvvae.training.schedule import warmup_cosine
+from pvvae.training.schedule import lr_multiplier, warmup_cosine
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +277,7 @@ def restore(state: TrainState, checkpoint: Path) -> None:
     ts = load_train_state(checkpoint)
     if state.dist.is_main:
         _warn_config_changes(ts["config"], to_dict(state.cfg))
+        _warn_schedule_change(ts["config"], state.cfg, int(ts["step"]))
     parallel.load_model_state(state.vae, read_weights(checkpoint / WEIGHTS_FILE))  # finite
     parallel.load_optimizer_state(state.forward, state.optimizer, ts["optimizer"], state.sharded)
     state.scheduler.load_state_dict(ts["scheduler"])
@@ -337,6 +339,29 @@ def _warn_config_changes(saved: dict[str, Any], current: dict[str, Any]) -> None
             "resuming with a config that differs from the checkpoint's in %s: the run "
             "continues, but not exactly as the original would have",
             ", ".join(f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in changed),
+        )
+
+
+def _warn_schedule_change(saved: dict[str, Any], cfg: ExperimentConfig, step: int) -> None:
+    """Warn when a new ``train.steps`` moves the learning rate of the resumed step.
+
+    ``train.steps`` may change on resume (extend or shorten a run), but the cosine decay is
+    stretched over the new length, so the learning rate jumps at the resume step.
+    """
+    old_steps, o = int(saved["train"]["steps"]), cfg.optim
+    if old_steps == cfg.train.steps:
+        return
+    before = lr_multiplier(step, o.warmup_steps, old_steps, o.min_lr_ratio) * o.lr
+    after = lr_multiplier(step, o.warmup_steps, cfg.train.steps, o.min_lr_ratio) * o.lr
+    if not math.isclose(before, after, rel_tol=1e-6):
+        logger.warning(
+            "train.steps changed from %d to %d on resume: the cosine schedule is stretched to "
+            "the new length, so the learning rate jumps from %.3g to %.3g at step %d",
+            old_steps,
+            cfg.train.steps,
+            before,
+            after,
+            step,
         )
 
 

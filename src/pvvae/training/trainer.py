@@ -86,17 +86,18 @@ def _apply_update(state: TrainState, loss: Tensor, optimizer, scheduler) -> floa
     """Backward and a clipped optimizer step on all ranks; None (nothing done) when the loss
     or the gradient norm is not finite on some rank."""
     if not distributed.all_true(bool(torch.isfinite(loss.detach())), state.dist):
+        scheduler.step()  # the schedule follows the step counter, skipped steps included
         return None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norm = parallel.to_float(torch.nn.utils.clip_grad_norm_(params, state.cfg.optim.grad_clip))
-    if not math.isfinite(norm):  # identical on all ranks: computed from reduced gradients
+    if math.isfinite(norm):  # identical on all ranks: computed from reduced gradients
+        optimizer.step()
+    else:
         optimizer.zero_grad(set_to_none=True)
-        return None
-    optimizer.step()
     scheduler.step()
-    return norm
+    return norm if math.isfinite(norm) else None
 
 
 def generator_step(state: TrainState, x: Tensor, k: int, gan_on: bool) -> tuple[dict, Tensor]:
