@@ -119,16 +119,21 @@ def test_crash_during_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, m
     assert [r["step"] for r in read_log(run_dir)] == [1, 2, 3, 4]
 
 
-def test_nonfinite_steps_are_skipped_counted_then_stop_the_run(tmp_path, monkeypatch):
+def _nan_on_calls(monkeypatch, bad) -> None:
+    """Make the VAE loss NaN on the calls (1-based) for which ``bad(call)`` holds."""
     real_compose = trainer_module.compose_loss
     calls = {"n": 0}
 
-    def nan_from_step_4(terms, weights):
+    def compose(terms, weights):
         calls["n"] += 1
         loss = real_compose(terms, weights)
-        return loss * float("nan") if calls["n"] in (2,) or calls["n"] >= 4 else loss
+        return loss * float("nan") if bad(calls["n"]) else loss
 
-    monkeypatch.setattr(trainer_module, "compose_loss", nan_from_step_4)
+    monkeypatch.setattr(trainer_module, "compose_loss", compose)
+
+
+def test_nonfinite_steps_are_skipped_counted_then_stop_the_run(tmp_path, monkeypatch):
+    _nan_on_calls(monkeypatch, lambda n: n == 2 or n >= 4)
     cfg = micro_config(
         tmp_path, "name=nan", "train.steps=20", "train.ckpt_every=1", "train.max_nonfinite=3"
     )
@@ -146,15 +151,7 @@ def test_nonfinite_steps_are_skipped_counted_then_stop_the_run(tmp_path, monkeyp
 
 
 def test_run_ending_inside_a_nan_streak_is_an_error(tmp_path, monkeypatch):
-    real_compose = trainer_module.compose_loss
-    calls = {"n": 0}
-
-    def nan_at_the_last_step(terms, weights):
-        calls["n"] += 1
-        loss = real_compose(terms, weights)
-        return loss * float("nan") if calls["n"] == 4 else loss
-
-    monkeypatch.setattr(trainer_module, "compose_loss", nan_at_the_last_step)
+    _nan_on_calls(monkeypatch, lambda n: n == 4)  # the last step
     cfg = micro_config(tmp_path, "name=end", "train.steps=4", "train.ckpt_every=1")
     with pytest.raises(NonFiniteLossError, match="ended"):
         train(cfg)  # before: exit 0 with no final checkpoint and no warning
@@ -165,15 +162,7 @@ def test_lr_schedule_follows_the_step_counter_through_skipped_steps(tmp_path, mo
     clean = [
         r["lr/vae"] for r in read_log(train(micro_config(tmp_path, "name=a", "train.steps=5")))
     ]
-    real_compose = trainer_module.compose_loss
-    calls = {"n": 0}
-
-    def nan_at_step_2(terms, weights):
-        calls["n"] += 1
-        loss = real_compose(terms, weights)
-        return loss * float("nan") if calls["n"] == 2 else loss
-
-    monkeypatch.setattr(trainer_module, "compose_loss", nan_at_step_2)
+    _nan_on_calls(monkeypatch, lambda n: n == 2)
     run = train(micro_config(tmp_path, "name=b", "train.steps=5"))
     assert [r["step/skipped"] for r in read_log(run)] == [0, 1, 0, 0, 0]
     assert [r["lr/vae"] for r in read_log(run)] == clean  # before: lagged one step from step 3
