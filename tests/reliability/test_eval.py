@@ -53,3 +53,18 @@ def test_recon_with_no_readable_file_is_one_line(main, tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no readable clip" in err[0]
+
+
+def test_manifest_with_missing_paths_names_them(main, tmp_path):
+    files = hostile_video_tree(tmp_path / "data")
+    rows = ["path,label", "data/a/good0.mp4,0", "data/a/clip ünïcödé 動画.mp4,0"]
+    rows += ["data/a/gone.mp4,1", "/nowhere/absent.avi,1"]
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    make_micro_vae().save_pretrained(tmp_path / "model")
+    out = tmp_path / "recon"
+    args = ["eval", "recon", f"pv=pvvae:{tmp_path / 'model'}", str(tmp_path / "list.csv"), *RECON]
+    args += ["--workers", "0", "--out", str(out), "--lpips-backbone", str(tmp_path / "x.pth")]
+    assert main(args) == 0
+    result = json.loads((out / "results.json").read_text())[0]
+    assert result["num_clips"] == 2 and "good0.mp4" in files["readable"]
+    assert sorted(Path(p).name for p in result["skipped_files"]) == ["absent.avi", "gone.mp4"]
