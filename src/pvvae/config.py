@@ -68,7 +68,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (dict, Mapping) or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+        key_type, value_type = typing.get_args(tp) or (Any, Any)
+        return {  # entries are checked like fields: a batch size of 2.7 is an error
+            _coerce(k, key_type, f"{where} key {k!r}"): _coerce(v, value_type, f"{where}[{k!r}]")
+            for k, v in value.items()
+        }
     if tp is Any:
         return value
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -128,8 +132,19 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             if not isinstance(child, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        node[parts[-1]] = _parse_yaml(raw, f"override {item!r}") if raw != "" else ""
     return out
+
+
+def _parse_yaml(text: str, what: str) -> Any:
+    """``yaml.safe_load(text)``; a syntax error becomes a one-line :class:`ConfigError`."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"{what}: invalid YAML{where} ({problem}); fix the syntax") from e
 
 
 def load_config(cls: type[T], path: str | Path | None, overrides: Sequence[str] = ()) -> T:
@@ -139,7 +154,7 @@ def load_config(cls: type[T], path: str | Path | None, overrides: Sequence[str] 
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _parse_yaml(path.read_text(), f"config file {path}") or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
     return from_dict(cls, apply_overrides(data, overrides))

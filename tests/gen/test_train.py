@@ -14,7 +14,9 @@ from pvvae.gen.checkpoint import load_latte
 from pvvae.gen.flow import flow_matching_loss
 from pvvae.gen.sample import sample_latents
 from pvvae.gen.train import GenExperimentConfig, StepBatchSampler, train
+from pvvae.training.checkpoint import checkpoint_dirs
 from pvvae.training.distributed import DistInfo
+from pvvae.training.guards import NonFiniteLossError
 
 
 def config(cache, out, *overrides: str) -> GenExperimentConfig:
@@ -151,3 +153,51 @@ def test_shipped_configs_load(name):
         assert (cfg.model.preset, cfg.train.steps) == ("XL", 250_000)
         assert cfg.train.global_batch_size == 64
         assert cfg.model.overrides == {"patch_size": 1}
+
+
+def _nan_from(monkeypatch, first_bad_call: int) -> None:
+    """Make the flow-matching loss NaN from its ``first_bad_call``-th call (1-based) on."""
+    import pvvae.gen.train as gen_train
+
+    calls = {"n": 0}
+
+    def loss(*args, **kwargs):
+        calls["n"] += 1
+        value, metrics = flow_matching_loss(*args, **kwargs)
+        return (value * float("nan"), metrics) if calls["n"] >= first_bad_call else (value, metrics)
+
+    monkeypatch.setattr(gen_train, "flow_matching_loss", loss)
+
+
+def test_nan_steps_are_skipped_and_stop_the_run_keeping_good_checkpoints(
+    latent_cache, tmp_path, monkeypatch
+):
+    _nan_from(monkeypatch, 3)
+    cfg = config(
+        latent_cache,
+        tmp_path / "nan",
+        "train.steps=20",
+        "train.ckpt_every=1",
+        "train.keep_last=2",
+        "train.max_nonfinite=3",
+        "train.log_every=1",
+    )
+    with pytest.raises(NonFiniteLossError, match="3 consecutive steps") as err:
+        train(cfg)  # before: NaN weights checkpointed, good ones pruned, exit 0
+    run = tmp_path / "nan" / "run"
+    assert [d.name for d in checkpoint_dirs(run)] == ["step-0000001", "step-0000002"]
+    assert "step-0000002" in str(err.value)
+    for sub in ("", "ema/"):
+        weights = load_file(
+            run / f"checkpoints/step-0000002/{sub}diffusion_pytorch_model.safetensors"
+        )
+        assert all(torch.isfinite(w).all() for w in weights.values())
+    assert [r["skipped"] for r in log_lines(run).values()] == [0, 0, 1, 1, 1]
+
+
+def test_run_ending_inside_a_nan_streak_is_an_error(latent_cache, tmp_path, monkeypatch):
+    _nan_from(monkeypatch, 4)
+    cfg = config(latent_cache, tmp_path / "end", "train.steps=4", "train.ckpt_every=2")
+    with pytest.raises(NonFiniteLossError, match="ended"):
+        train(cfg)  # before: exit 0 without a final checkpoint and without a word
+    assert checkpoint_dirs(tmp_path / "end" / "run")[-1].name == "step-0000002"

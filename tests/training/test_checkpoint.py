@@ -68,3 +68,58 @@ def test_plain_modules_checkpoint_too(tmp_path):
         ema.load_state_dict({})
     with pytest.raises(ValueError, match="decay"):
         EMA(net, 1.0)
+
+
+# --------------------------------------------------------- damaged model folders (issue 13)
+def _saved_micro(tmp_path):
+    from tests.conftest import make_micro_vae
+
+    folder = tmp_path / "model"
+    make_micro_vae().save_pretrained(folder)
+    return folder
+
+
+def _edit_config(folder, **changes):
+    import json
+
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **changes}))
+
+
+def test_edited_config_that_changes_the_model_is_refused(tmp_path):
+    folder = _saved_micro(tmp_path)
+    _edit_config(folder, patch_shortcut=True)  # before: loaded with only a diffusers warning
+    with pytest.raises(ValueError, match="missing weight.*config.json edited"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: _edit_config(f, latent_chanels=8), "unknown key"),
+        (lambda f: (f / "config.json").write_text("{not json"), "not a readable JSON"),
+        (lambda f: _edit_config(f, encoder_channels="wide"), "wrong value"),
+        (lambda f: _truncate(f / "diffusion_pytorch_model.safetensors"), "cannot read weights"),
+    ],
+)
+def test_damaged_model_folder_is_a_value_error_naming_the_file(tmp_path, damage, message):
+    folder = _saved_micro(tmp_path)
+    damage(folder)
+    with pytest.raises(ValueError, match=message) as err:
+        load_model(folder)
+    assert str(folder) in str(err.value)
+
+
+def _truncate(file):
+    file.write_bytes(file.read_bytes()[:200])
+
+
+def test_nan_weights_are_refused_on_load(tmp_path):
+    from tests.conftest import make_micro_vae
+
+    vae = make_micro_vae()
+    with torch.no_grad():
+        next(vae.parameters())[0] = float("nan")
+    vae.save_pretrained(tmp_path / "nan")
+    with pytest.raises(ValueError, match="NaN/Inf weights"):
+        load_model(tmp_path / "nan")

@@ -3,6 +3,7 @@ NaN/Inf losses never cost the last good checkpoint."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -118,16 +119,21 @@ def test_crash_during_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, m
     assert [r["step"] for r in read_log(run_dir)] == [1, 2, 3, 4]
 
 
-def test_nonfinite_steps_are_skipped_counted_then_stop_the_run(tmp_path, monkeypatch):
+def _nan_on_calls(monkeypatch, bad) -> None:
+    """Make the VAE loss NaN on the calls (1-based) for which ``bad(call)`` holds."""
     real_compose = trainer_module.compose_loss
     calls = {"n": 0}
 
-    def nan_from_step_4(terms, weights):
+    def compose(terms, weights):
         calls["n"] += 1
         loss = real_compose(terms, weights)
-        return loss * float("nan") if calls["n"] in (2,) or calls["n"] >= 4 else loss
+        return loss * float("nan") if bad(calls["n"]) else loss
 
-    monkeypatch.setattr(trainer_module, "compose_loss", nan_from_step_4)
+    monkeypatch.setattr(trainer_module, "compose_loss", compose)
+
+
+def test_nonfinite_steps_are_skipped_counted_then_stop_the_run(tmp_path, monkeypatch):
+    _nan_on_calls(monkeypatch, lambda n: n == 2 or n >= 4)
     cfg = micro_config(
         tmp_path, "name=nan", "train.steps=20", "train.ckpt_every=1", "train.max_nonfinite=3"
     )
@@ -142,3 +148,29 @@ def test_nonfinite_steps_are_skipped_counted_then_stop_the_run(tmp_path, monkeyp
     assert "step-0000003" in str(err.value)
     weights = load_model(run_dir).state_dict()
     assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+def test_run_ending_inside_a_nan_streak_is_an_error(tmp_path, monkeypatch):
+    _nan_on_calls(monkeypatch, lambda n: n == 4)  # the last step
+    cfg = micro_config(tmp_path, "name=end", "train.steps=4", "train.ckpt_every=1")
+    with pytest.raises(NonFiniteLossError, match="ended"):
+        train(cfg)  # before: exit 0 with no final checkpoint and no warning
+    assert checkpoint_dirs(tmp_path / "end")[-1].name == "step-0000003"
+
+
+def test_lr_schedule_follows_the_step_counter_through_skipped_steps(tmp_path, monkeypatch):
+    clean = [
+        r["lr/vae"] for r in read_log(train(micro_config(tmp_path, "name=a", "train.steps=5")))
+    ]
+    _nan_on_calls(monkeypatch, lambda n: n == 2)
+    run = train(micro_config(tmp_path, "name=b", "train.steps=5"))
+    assert [r["step/skipped"] for r in read_log(run)] == [0, 1, 0, 0, 0]
+    assert [r["lr/vae"] for r in read_log(run)] == clean  # before: lagged one step from step 3
+
+
+def test_resume_with_other_train_steps_warns_about_the_lr_jump(tmp_path, caplog):
+    train(micro_config(tmp_path, "name=s", "train.steps=3", "train.ckpt_every=3"))
+    with caplog.at_level(logging.WARNING, logger="pvvae.training.state"):
+        train(micro_config(tmp_path, "name=s", "train.steps=6", "train.resume=true"))
+    (message,) = [r.getMessage() for r in caplog.records if "train.steps changed" in r.getMessage()]
+    assert "from 3 to 6" in message and "at step 3" in message

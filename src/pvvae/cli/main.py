@@ -4,11 +4,17 @@ Each verb module exposes ``add_parser(subparsers)`` (registering its arguments a
 ``func``). ``pvvae train CONFIG [key=value ...]``, ``pvvae reconstruct``, ``pvvae predict``,
 ``pvvae demo``, ``pvvae eval ...``, ``pvvae gen ...``, ``pvvae probe ...``. Also runnable as
 ``python -m pvvae``.
+
+Error boundary (issue 13): every known failure class (bad config, key or value; missing,
+damaged or refused file; unreadable data; a run stopped by NaN/Inf; disk full; out of memory)
+ends the command with exit code 2 and ONE line on stderr naming the problem, the file or key,
+and the fix. ``--debug`` (anywhere on the line) shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -21,23 +27,78 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pvvae", description="Predictive Video VAE: train, evaluate, generate."
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (anywhere)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for verb in VERBS:
         importlib.import_module(f"pvvae.cli.{verb}").add_parser(sub)
     return parser
 
 
+def known_errors() -> tuple[type[BaseException], ...]:
+    """The exception classes the boundary reports in one line (the rest keep a traceback:
+    they are bugs)."""
+    import pickle
+
+    import torch
+    import yaml
+
+    from pvvae.data.folders import NoReadableFileError
+    from pvvae.data.video_io import VideoReadError
+    from pvvae.training.guards import NonFiniteLossError
+
+    return (
+        ValueError,  # includes ConfigError
+        OSError,  # includes FileNotFoundError, disk full, permissions
+        KeyError,
+        yaml.YAMLError,
+        pickle.UnpicklingError,
+        VideoReadError,
+        NoReadableFileError,
+        NonFiniteLossError,
+        torch.OutOfMemoryError,
+        MemoryError,
+    )
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line, with the fix for the classes that lack one."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return (
+            f"no space left on device ({text}); free disk space, then rerun with --resume "
+            "(checkpoints are written atomically: the last one is intact)"
+        )
+    if isinstance(error, MemoryError) or "OutOfMemory" in type(error).__name__ or (
+        "can't allocate memory" in text
+    ):
+        return f"out of memory ({text[:200]}); lower the batch size or the clip size"
+    if isinstance(error, KeyError):
+        return f"missing key {text}"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    from pvvae.data.video_io import VideoReadError
-
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    args = build_parser().parse_args(["--debug"] * debug + [a for a in argv if a != "--debug"])
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError, VideoReadError) as e:
-        # Expected user errors (bad config key, missing file, wrong input): one clear line.
-        print(f"pvvae {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except known_errors() as e:
+        return _report(args.command, e, debug)
+    except RuntimeError as e:  # the CPU allocator reports out-of-memory as a RuntimeError
+        if "can't allocate memory" not in str(e):
+            raise
+        return _report(args.command, e, debug)
+
+
+def _report(command: str, error: BaseException, debug: bool) -> int:
+    if debug:
+        raise error
+    print(f"pvvae {command}: error: {one_line(error)}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

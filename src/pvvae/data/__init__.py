@@ -15,7 +15,14 @@ from pvvae.data.folders import (
     scan_folder,
 )
 from pvvae.data.images import IMAGE_EXTENSIONS, ImageFolderDataset, read_image
-from pvvae.data.loader import collate, loader_generator, seed_worker, worker_init_fn
+from pvvae.data.loader import (
+    ReadableItems,
+    collate,
+    collate_readable,
+    loader_generator,
+    seed_worker,
+    worker_init_fn,
+)
 from pvvae.data.samples import SAMPLE_VIDEOS, sample_video_path
 from pvvae.data.synthetic import (
     SHAPE_KINDS,
@@ -26,6 +33,7 @@ from pvvae.data.synthetic import (
 from pvvae.data.video_io import (
     VideoInfo,
     VideoReadError,
+    decodable_frames,
     fit_to_multiple,
     from_model_range,
     read_video,
@@ -41,6 +49,7 @@ __all__ = [
     "SHAPE_KINDS",
     "VIDEO_EXTENSIONS",
     "ImageFolderDataset",
+    "ReadableItems",
     "SkippingDataset",
     "SyntheticConfig",
     "SyntheticVideoDataset",
@@ -50,6 +59,8 @@ __all__ = [
     "VideoManifestDataset",
     "VideoReadError",
     "collate",
+    "collate_readable",
+    "decodable_frames",
     "fit_to_multiple",
     "from_model_range",
     "loader_generator",

@@ -17,7 +17,14 @@ Unreadable files never crash a run: a file that fails to open or decode is logge
 (``logging`` warning naming it), marked, counted in :attr:`skipped`, and the item is replaced by
 the next readable index (``index + 1``, wrapping around), deterministically. Only when every
 file fails is an error raised. The failure marks live in shared memory, so the count covers all
-DataLoader workers.
+DataLoader workers. Evaluation, which must not count a clip twice, reads items with
+:meth:`SkippingDataset.try_item` instead (None for an unreadable file, no replacement).
+
+Training clip starts are drawn within the file's *decodable* length
+(:func:`pvvae.data.video_io.decodable_frames`, counted once per file and cached in shared
+memory), never from the container's frame count, which damaged files overstate. So whether a
+file is readable, and which clip an ``(index, key)`` item is, depend on the file alone: the
+skip marks are only a cache, and a resumed run sees exactly the same items.
 
 Training randomness comes from the dataset's own ``torch.Generator`` seeded from ``seed``; in
 DataLoader workers it is reseeded per worker (automatically from the worker's seed, or with the
@@ -39,11 +46,11 @@ from torch.utils.data import Dataset, get_worker_info
 
 from pvvae.data.video_io import (
     VideoReadError,
+    decodable_frames,
     fit_to_multiple,
     read_video,
     resize_and_crop,
     to_model_range,
-    video_info,
 )
 
 logger = logging.getLogger(__name__)
@@ -115,6 +122,10 @@ def read_manifest(csv_path: str | Path) -> tuple[list[Path], list[int], list[str
     return paths, [index[value] for value in raw], classes
 
 
+class NoReadableFileError(RuntimeError):
+    """Every file of a dataset is unreadable."""
+
+
 class SkippingDataset(Dataset):
     """Base of the file datasets: labelled files, skip-on-error and a reseedable generator.
 
@@ -167,6 +178,16 @@ class SkippingDataset(Dataset):
         """The unreadable files found so far."""
         return [self.paths[i] for i in torch.nonzero(self._failed).flatten().tolist()]
 
+    def mark_skipped(self, paths: Sequence[str | Path]) -> None:
+        """Mark ``paths`` unreadable without retrying them (a resumed run's skip state).
+
+        Paths that are not files of this dataset are ignored.
+        """
+        index = {str(p): i for i, p in enumerate(self.paths)}
+        for path in paths:
+            if str(path) in index:
+                self._failed[index[str(path)]] = True
+
     def reseed(self, seed: int) -> None:
         """Restart the training randomness from ``seed`` (called once per DataLoader worker)."""
         self._generator = torch.Generator().manual_seed(int(seed))
@@ -210,18 +231,30 @@ class SkippingDataset(Dataset):
         index, key = index if isinstance(index, tuple) else (index, None)
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} files")
-        generator = self.generator() if key is None else self.keyed_generator(key)
         for offset in range(len(self)):
-            i = (index + offset) % len(self)
-            if self._failed[i]:
-                continue
-            try:
-                video = self.load(self.paths[i], generator)
-            except self.read_errors as err:
-                self._mark_failed(i, err)
-                continue
-            return {"video": video, "label": self.labels[i], "path": str(self.paths[i])}
-        raise RuntimeError(f"all {len(self)} files of {self.source} are unreadable")
+            item = self.try_item((index + offset) % len(self), key)
+            if item is not None:
+                return item
+        raise NoReadableFileError(
+            f"all {len(self)} files of {self.source} are unreadable (the log names each one "
+            "and why); check the paths and that PyAV can decode them"
+        )
+
+    def try_item(self, index: int, key: int | None = None) -> dict | None:
+        """The item of file ``index`` exactly, or None when that file is unreadable.
+
+        No replacement: evaluation uses this so that no clip is counted twice. The file is
+        marked and logged like in :meth:`__getitem__`. Randomness as in :meth:`__getitem__`.
+        """
+        if self._failed[index]:
+            return None
+        generator = self.generator() if key is None else self.keyed_generator(key)
+        try:
+            video = self.load(self.paths[index], generator)
+        except self.read_errors as err:
+            self._mark_failed(index, err)
+            return None
+        return {"video": video, "label": self.labels[index], "path": str(self.paths[index])}
 
     def _mark_failed(self, i: int, err: BaseException) -> None:
         """Record file ``i`` as unreadable and log it (once: marked files are not retried)."""
@@ -262,13 +295,24 @@ class VideoClipDataset(SkippingDataset):
         self.num_frames = num_frames
         self.frame_stride = frame_stride
         self.size = size
+        # decodable frames per file (-1: not counted yet), shared by workers and size views
+        self._lengths = torch.full((len(self.paths),), -1, dtype=torch.long).share_memory_()
+        self._position = {path: i for i, path in enumerate(self.paths)}
+
+    def decodable_length(self, path: Path) -> int:
+        """Frames the decoder delivers for ``path`` (counted on first use, then cached)."""
+        i = self._position[path]
+        if self._lengths[i] < 0:
+            self._lengths[i] = decodable_frames(path)
+        return int(self._lengths[i])
 
     def clip_start(self, path: Path, generator: torch.Generator) -> int:
-        """First frame of the clip: 0 for evaluation, uniform where the clip fits for training."""
+        """First frame of the clip: 0 for evaluation, uniform where the clip fits in the
+        decodable frames for training (module docstring)."""
         if not self.train:
             return 0
         span = (self.num_frames - 1) * self.frame_stride + 1
-        last_start = max(video_info(path).num_frames - span, 0)
+        last_start = max(self.decodable_length(path) - span, 0)
         return int(torch.randint(0, last_start + 1, (1,), generator=generator))
 
     def load(self, path: Path, generator: torch.Generator) -> torch.Tensor:

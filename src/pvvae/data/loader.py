@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import get_worker_info
+from torch.utils.data import Dataset, get_worker_info
+
+from pvvae.data.folders import SkippingDataset
 
 
 def loader_generator(seed: int, rank: int = 0) -> torch.Generator:
@@ -86,3 +88,45 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         else:
             batch[key] = list(values)
     return batch
+
+
+class ReadableItems(Dataset):
+    """Items ``(index, item or None, path)`` of chosen ``indices`` of ``dataset``.
+
+    For evaluation and caching, where a clip must be counted once: an unreadable file of a
+    :class:`pvvae.data.SkippingDataset` gives ``None`` (via ``try_item``) instead of being
+    replaced by the next readable file. Other datasets are indexed as they are.
+
+    Args:
+        dataset: items ``{"video": (3, T, H, W), "label": int, ...}``.
+        indices: dataset indices, in the order to read them.
+    """
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int]) -> None:
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[int, dict[str, Any] | None, str]:
+        index = self.indices[i]
+        if isinstance(self.dataset, SkippingDataset):
+            return index, self.dataset.try_item(index), str(self.dataset.paths[index])
+        item = self.dataset[index]
+        return index, item, str(item.get("path", f"#{index}"))
+
+
+def collate_readable(
+    entries: Sequence[tuple[int, dict[str, Any] | None, str]],
+) -> tuple[list[int], dict[str, Any] | None, list[str], list[tuple[int, str]]]:
+    """``collate_fn`` of :class:`ReadableItems`: the readable items batched, the rest listed.
+
+    Returns:
+        ``(indices, batch, paths, skipped)``: the readable items' indices, their
+        :func:`collate` batch (None when none is readable) and paths, and ``(index, path)`` of
+        each unreadable file.
+    """
+    readable = [(index, item, path) for index, item, path in entries if item is not None]
+    skipped = [(index, path) for index, item, path in entries if item is None]
+    batch = collate([item for _, item, _ in readable]) if readable else None
+    return [e[0] for e in readable], batch, [e[2] for e in readable], skipped

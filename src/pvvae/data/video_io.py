@@ -20,10 +20,21 @@ most ``multiple - 1`` rows/columns are lost per side.
 
 Reading decodes sequentially from the first frame, so frame indices are exact (no keyframe
 seek imprecision) at a cost linear in ``start``; the clips used here are short prefixes.
+
+Damaged files (issue 13). A file's *decodable length* (:func:`decodable_frames`) is the number
+of frames the decoder delivers, which is what clips are drawn from: container headers may claim
+more (an AVI whose index says 444 frames but whose data stops at 68, a truncated mp4). A
+decoding error after at least one frame ends the stream there (the frames before it are kept;
+a warning names the file once per process); an error before any frame makes the file
+unreadable (:class:`VideoReadError`). A frame-size change inside a stream is handled by
+converting every frame to the size of the first one (bilinear, by the decoder's scaler). Only
+regular files are opened (a named pipe or device would block forever), and PyAV's ``timeout``
+bounds opening and each read (:data:`READ_TIMEOUT_S`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,7 +45,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+logger = logging.getLogger(__name__)
+
 PathLike = str | Path
+
+READ_TIMEOUT_S = 60.0  # seconds PyAV may wait to open a file or to read from it
 
 
 class VideoReadError(RuntimeError):
@@ -69,8 +84,12 @@ class VideoInfo:
 
 def _open(path: PathLike) -> av.container.InputContainer:
     """Open ``path`` for reading, turning every failure into :class:`VideoReadError`."""
+    if not Path(path).exists():
+        raise VideoReadError(path, "no such file")
+    if not Path(path).is_file():  # a pipe or device could block forever in open()
+        raise VideoReadError(path, "not a regular file (a folder, a pipe or a device)")
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(str(path), mode="r", timeout=READ_TIMEOUT_S)
     except (av.FFmpegError, OSError) as err:
         raise VideoReadError(path, f"{type(err).__name__}: {err}") from err
     if not container.streams.video:
@@ -79,14 +98,54 @@ def _open(path: PathLike) -> av.container.InputContainer:
     return container
 
 
-def _decoded_frames(container: av.container.InputContainer, path: PathLike):
-    """Yield the decoded frames of the first video stream, wrapping decoder errors."""
+def _decoded_frames(container: av.container.InputContainer, path: PathLike, warn: bool = False):
+    """Yield the decoded frames of the first video stream.
+
+    A decoder error before the first frame raises :class:`VideoReadError`; after it, the
+    stream ends there (a truncated or damaged file keeps its decodable prefix), logged as a
+    warning when ``warn`` (else at debug level: readers of a known length would repeat it).
+    """
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
+    count = 0
     try:
-        yield from container.decode(stream)
+        for frame in container.decode(stream):
+            count += 1
+            yield frame
     except av.FFmpegError as err:
-        raise VideoReadError(path, f"decoding failed: {type(err).__name__}: {err}") from err
+        if count == 0:
+            raise VideoReadError(path, f"decoding failed: {type(err).__name__}: {err}") from err
+        logger.log(
+            logging.WARNING if warn else logging.DEBUG,
+            "%s: decoding stopped after %d frames (%s: %s); its first %d frames are used",
+            path,
+            count,
+            type(err).__name__,
+            err,
+            count,
+        )
+
+
+def _rgb(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
+    """A decoded frame as uint8 RGB (H, W, 3) at ``size`` = (H, W) (rescaled if it differs)."""
+    if (frame.height, frame.width) == size:
+        return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(format="rgb24", height=size[0], width=size[1])
+
+
+def decodable_frames(path: PathLike) -> int:
+    """Number of frames the decoder delivers (decodes the whole stream; no colour conversion).
+
+    This, not the container's frame count, bounds where clips may start (module docstring).
+
+    Raises:
+        VideoReadError: unreadable file or no decodable frame.
+    """
+    with _open(path) as container:
+        count = sum(1 for _ in _decoded_frames(container, path, warn=True))
+    if count == 0:
+        raise VideoReadError(path, "no decodable frame")
+    return count
 
 
 def video_info(path: PathLike) -> VideoInfo:
@@ -123,7 +182,8 @@ def read_video(
             the video ends first (possibly zero when ``start`` is past the end).
         stride: step between returned frames (1 = every frame).
     Returns:
-        uint8 tensor (T, H, W, 3), RGB.
+        uint8 tensor (T, H, W, 3), RGB, at the size of the first frame. Frames past a decoding
+        error are absent (the video ends there, see the module docstring).
     Raises:
         VideoReadError: unreadable file, no video stream, or no decodable frame at all.
         ValueError: negative ``start``, ``stride < 1`` or negative ``num_frames``.
@@ -131,21 +191,19 @@ def read_video(
     if start < 0 or stride < 1 or (num_frames is not None and num_frames < 0):
         raise ValueError(f"invalid start={start}, num_frames={num_frames}, stride={stride}")
     frames: list[np.ndarray] = []
+    size: tuple[int, int] | None = None  # (H, W) of the first frame: every frame gets it
+    last = math.inf if num_frames is None else start + stride * (num_frames - 1)
     with _open(path) as container:
-        stream = container.streams.video[0]
-        height, width = stream.height, stream.width
-        last = math.inf if num_frames is None else start + stride * (num_frames - 1)
-        decoded = 0
         for index, frame in enumerate(_decoded_frames(container, path)):
-            decoded += 1
-            if index > last:
+            size = size or (frame.height, frame.width)
+            if index >= start and (index - start) % stride == 0 and index <= last:
+                frames.append(_rgb(frame, size))  # (H, W, 3)
+            if index >= last:  # stop without decoding further (and hitting later damage)
                 break
-            if index >= start and (index - start) % stride == 0:
-                frames.append(frame.to_ndarray(format="rgb24"))  # (H, W, 3)
-    if decoded == 0:
+    if size is None:
         raise VideoReadError(path, "no decodable frame")
     if not frames:
-        return torch.zeros((0, height, width, 3), dtype=torch.uint8)
+        return torch.zeros((0, *size, 3), dtype=torch.uint8)
     return torch.from_numpy(np.stack(frames))  # (T, H, W, 3)
 
 

@@ -62,7 +62,13 @@ from pvvae.eval.plots import (
     save_figure,
     to_image,
 )
-from pvvae.eval.recon import EvalData, iterate_clips, open_eval_data, vae_folder_name
+from pvvae.eval.recon import (
+    EvalData,
+    iterate_clips,
+    open_eval_data,
+    skip_summary,
+    vae_folder_name,
+)
 from pvvae.eval.report import (
     fmt,
     image_link,
@@ -329,15 +335,18 @@ def analyze_latents(
         n_obs = min(n_obs, config.num_frames - 1)
     acc = _Accumulator(ChannelStats(adapter.latent_channels))
     bar = tqdm(total=len(data.indices), desc=adapter.label, unit="clip", disable=not progress)
+    num_clips = 0
     for indices, x, _ in iterate_clips(data, data.indices, config.batch_size, config.workers):
         _process_batch(adapter, x.to(adapter.device), indices, config, acc, n_obs)
         bar.update(len(indices))
+        num_clips += len(indices)
     bar.close()
     acc.pca_flow = _ground_truth_flow(data, [index for index, _, _ in acc.pca])
     summary = {
         "vae": adapter.describe(),
         "data": data.description,
-        "num_clips": len(data.indices),
+        "num_clips": num_clips,  # unreadable files are skipped, not replaced
+        **skip_summary(data),
         "config": asdict(config),
         "latent_space": "normalized (model pipeline scaling)" if config.normalized else "raw",
         "stats": _stats_summary(acc.stats),

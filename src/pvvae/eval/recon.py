@@ -41,8 +41,8 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from pvvae.data import ReadableItems, collate_readable
 from pvvae.eval.adapters import VAEAdapter
 from pvvae.eval.plots import histogram_figure, image_grid_figure, save_figure, to_image
 from pvvae.eval.report import (
@@ -78,12 +79,15 @@ class EvalData:
         indices: dataset indices to evaluate, ascending (the clip keys of caches).
         source: the DATA argument, e.g. a folder, a CSV or "synthetic".
         description: one line for reports.
+        skipped: dataset index -> path of the unreadable files met so far by
+            :func:`iterate_clips` (they are left out, never replaced by another clip).
     """
 
     dataset: Dataset
     indices: list[int]
     source: str
     description: str
+    skipped: dict[int, str] = field(default_factory=dict)
 
 
 def open_eval_data(
@@ -123,34 +127,52 @@ def open_eval_data(
         description = f"{data}: {num_clips} of {total} videos (random subset, seed {seed}); {rule}"
     else:
         indices = list(range(total))
-        description = f"{data}: all {total} videos; {rule}"
+        description = f"{data}: all {total} files, unreadable ones skipped; {rule}"
     return EvalData(dataset, indices, data, description)
-
-
-class _IndexedClips(Dataset):
-    """Items ``(index, video (3, T, H, W), path)`` of selected dataset indices."""
-
-    def __init__(self, data: EvalData, indices: list[int]) -> None:
-        self.data, self.indices = data, indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor, str]:
-        index = self.indices[i]
-        item = self.data.dataset[index]
-        return index, item["video"], str(item.get("path", f"{self.data.source}#{index}"))
 
 
 def iterate_clips(
     data: EvalData, indices: list[int], batch_size: int, workers: int = 0
 ) -> Iterator[tuple[list[int], torch.Tensor, list[str]]]:
-    """Yield ``(indices, videos (B, 3, T, H, W), paths)`` batches of the given dataset indices."""
+    """Yield ``(indices, videos (B, 3, T, H, W), paths)`` batches of the given dataset indices.
+
+    Unreadable files are left out of the batches, logged by the dataset, and recorded in
+    ``data.skipped`` (index -> path); a batch may therefore hold fewer than ``batch_size``.
+    """
     loader = DataLoader(
-        _IndexedClips(data, indices), batch_size=batch_size, num_workers=workers, shuffle=False
+        ReadableItems(data.dataset, indices),
+        batch_size=batch_size,
+        num_workers=workers,
+        shuffle=False,
+        collate_fn=collate_readable,
     )
-    for index, video, path in loader:
-        yield index.tolist(), video, list(path)
+    for index, batch, paths, skipped in loader:
+        data.skipped.update(skipped)
+        if index:
+            # items without a file (synthetic) are named "#index": prefix the source
+            yield index, batch["video"], [data.source + p if p[:1] == "#" else p for p in paths]
+
+
+def readable_indices(data: EvalData, done: Iterable[int]) -> list[int]:
+    """The indices of ``data`` with a result in ``done``; raises when there is none.
+
+    Raises:
+        ValueError: every file was unreadable (naming how many and where).
+    """
+    done = set(done)
+    kept = [i for i in data.indices if i in done]
+    if not kept:
+        raise ValueError(
+            f"no readable clip in {data.source}: all {len(data.skipped)} file(s) tried were "
+            "unreadable (the log names each one and why)"
+        )
+    return kept
+
+
+def skip_summary(data: EvalData) -> dict:
+    """``{"num_skipped": n, "skipped_files": [paths]}`` of the selected indices."""
+    files = [data.skipped[i] for i in data.indices if i in data.skipped]
+    return {"num_skipped": len(files), "skipped_files": files}
 
 
 # ---------------------------------------------------------------------------------------- config
@@ -551,13 +573,14 @@ def _summarise(
     """Aggregate the cached per-clip results of ``data.indices`` into the Table 2 numbers."""
     from pvvae.eval.metrics.fvd import fvd_from_features, kvd_from_features
 
-    records = [cache.records[i] for i in data.indices]
+    indices = readable_indices(data, cache.records)  # unreadable files: skipped, not replaced
+    records = [cache.records[i] for i in indices]
     mean = lambda key: float(np.mean([r[key] for r in records]))  # noqa: E731
     notes = {"lpips": metrics.lpips_note, "fvd": metrics.fvd_note}
     rfvd = rkvd = None
     if metrics.i3d is not None and len(records) >= 2:
-        real = np.stack([cache.real[i] for i in data.indices])
-        fake = np.stack([cache.fake[i] for i in data.indices])
+        real = np.stack([cache.real[i] for i in indices])
+        fake = np.stack([cache.fake[i] for i in indices])
         rfvd, rkvd = _finite(fvd_from_features(real, fake)), _finite(kvd_from_features(real, fake))
         if len(records) <= real.shape[1]:
             notes["fvd"] += (
@@ -571,6 +594,7 @@ def _summarise(
     return {
         "vae": adapter.describe(),
         "num_clips": len(records),
+        **skip_summary(data),
         "data": data.description,
         "protocol": asdict(config),
         "metrics": {
@@ -585,7 +609,7 @@ def _summarise(
         },
         "speed": speed,
         "notes": notes,
-        "per_clip": {"index": data.indices, "psnr": [r["psnr"] for r in records]},
+        "per_clip": {"index": indices, "psnr": [r["psnr"] for r in records]},
     }
 
 
@@ -656,7 +680,8 @@ def _report_text(out_dir: Path, results: list[dict], table: str, plot: Path) -> 
     lines = [
         "# Reconstruction evaluation (seed Table 2 layout)",
         "",
-        f"Clips: {size}, {first['num_clips']} clips of {first['data']}. "
+        f"Clips: {size}, {first['num_clips']} clips of {first['data']}"
+        f"{_skipped_note(first)}. "
         "Reconstruction from the posterior mean, clamped to [-1, 1].",
         "",
         f"## {size}",
@@ -684,6 +709,11 @@ def _report_text(out_dir: Path, results: list[dict], table: str, plot: Path) -> 
     return "\n".join(lines) + "\n"
 
 
+def _skipped_note(result: dict) -> str:
+    n = result.get("num_skipped", 0)
+    return f" ({n} unreadable file(s) skipped, listed below)" if n else ""
+
+
 def _vae_section(out_dir: Path, result: dict, shared_notes: dict) -> list[str]:
     vae, m, notes, speed = result["vae"], result["metrics"], result["notes"], result["speed"]
     if speed:
@@ -703,6 +733,9 @@ def _vae_section(out_dir: Path, result: dict, shared_notes: dict) -> list[str]:
         f"- rKVD: {fmt(m['rKVD'], '.3f')}",
         f"- speed: {speed_line}",
     ]
+    if result.get("num_skipped"):
+        names = ", ".join(f"`{f}`" for f in result["skipped_files"])
+        lines.append(f"- skipped (unreadable, not counted): {result['num_skipped']}: {names}")
     sample = out_dir / vae_folder_name(vae['label'], vae['source']) / "sample.png"
     if sample.is_file():
         lines += ["", image_link(sample, out_dir, f"{vae['label']} sample")]

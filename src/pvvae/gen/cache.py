@@ -26,10 +26,16 @@ manifest (:class:`~pvvae.data.VideoManifestDataset`).
 Resumable: shard ``i`` always covers clips ``[i * S, (i + 1) * S)``, is written to a hidden
 temporary file and renamed into place, so a shard file that exists is complete; a rerun with
 the same settings skips them. The manifest records the settings and is checked on resume.
+
+Unreadable source files (issue 13) are left out, never replaced by another clip (which would
+enter the cache twice): a shard holds only its readable clips (``index`` names each one's
+source index) and lists its skipped files in its metadata; the finished manifest gives
+``num_items`` (rows cached), ``num_source_items`` and ``skipped_files``.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
@@ -42,7 +48,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +213,8 @@ def _manifest(spec: CacheSpec, vae, dataset: Dataset) -> dict[str, Any]:
         "version": VERSION,
         "spec": asdict(spec),
         "vae_fingerprint": vae_fingerprint(vae),
-        "num_items": n,
+        "num_source_items": n,
+        "num_items": n,  # rows cached: set when complete (unreadable files are left out)
         "num_shards": -(-n // spec.shard_size),
         "latent_shape": list(latent_shape(vae, spec.num_frames, spec.size)),
         "classes": classes,
@@ -223,7 +230,8 @@ def _check_resumable(out: Path, manifest: dict[str, Any]) -> None:
     if not file.is_file():
         return
     old = json.loads(file.read_text())
-    for key in ("spec", "vae_fingerprint", "num_items", "latent_shape"):
+    old.setdefault("num_source_items", old.get("num_items"))  # caches written before issue 13
+    for key in ("spec", "vae_fingerprint", "num_source_items", "latent_shape"):
         if old.get(key) != manifest[key]:
             raise ValueError(
                 f"{out} holds a latent cache with other settings ({key} differs: "
@@ -240,32 +248,38 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 @torch.no_grad()
 def _encode_shard(
     vae, dataset: Dataset, indices: range, spec: CacheSpec, batch_size: int, num_workers: int
-) -> dict[str, Tensor]:
-    """Tensors of one shard (see the module docstring)."""
-    from pvvae.data import collate
+) -> tuple[dict[str, Tensor], list[str]]:
+    """Tensors of one shard (see the module docstring) and the unreadable files left out."""
+    from pvvae.data import ReadableItems, collate_readable
 
     device = next(vae.parameters()).device
     dtype = getattr(torch, spec.dtype)
     loader = DataLoader(
-        Subset(dataset, list(indices)),
+        ReadableItems(dataset, indices),
         batch_size=batch_size,
         num_workers=num_workers,
-        collate_fn=collate,
+        collate_fn=collate_readable,
     )
-    means, stds, labels = [], [], []
-    for batch in loader:
+    shape = latent_shape(vae, spec.num_frames, spec.size)
+    means, stds = [torch.empty(0, *shape, dtype=dtype)], [torch.empty(0, *shape, dtype=dtype)]
+    labels, rows, skipped = [torch.empty(0, dtype=torch.int64)], [], []
+    for index, batch, _, missing in loader:
+        skipped += [path for _, path in missing]
+        if batch is None:
+            continue
         mean, std = normalized_posterior(vae, batch["video"].to(device))
         means.append(mean.to("cpu", dtype))
         stds.append(std.to("cpu", dtype))
         labels.append(torch.as_tensor(batch["label"], dtype=torch.int64))
+        rows += index
     tensors = {
         "mean": torch.cat(means).contiguous(),  # (n, C, t, h, w)
         "label": torch.cat(labels),  # (n,)
-        "index": torch.tensor(list(indices), dtype=torch.int64),  # (n,)
+        "index": torch.tensor(rows, dtype=torch.int64),  # (n,) source index of each row
     }
     if spec.store_std:
         tensors["std"] = torch.cat(stds).contiguous()  # (n, C, t, h, w)
-    return tensors
+    return tensors, skipped
 
 
 def cache_latents(
@@ -303,21 +317,36 @@ def cache_latents(
     if not manifest["normalized_with_vae_stats"]:
         logger.warning("the VAE has no latents_mean/std: latents are cached unnormalised")
     _write_json(out / MANIFEST, manifest)
-    n, s = manifest["num_items"], spec.shard_size
+    n, s = manifest["num_source_items"], spec.shard_size
     shards = range(manifest["num_shards"])
     todo = [i for i in shards if not (out / shard_name(i)).is_file()]
     if len(todo) < len(shards):
         logger.info("resuming: %d of %d shards done", len(shards) - len(todo), len(shards))
     for i in tqdm(todo, desc="cache shards", disable=not progress):
         rows = range(i * s, min(n, (i + 1) * s))
-        tensors = _encode_shard(vae, dataset, rows, spec, batch_size, num_workers)
+        tensors, skipped = _encode_shard(vae, dataset, rows, spec, batch_size, num_workers)
         tmp = out / f".{shard_name(i)}.tmp-{os.getpid()}"
-        save_file(tensors, tmp, metadata={"format": FORMAT})
+        save_file(tensors, tmp, metadata={"format": FORMAT, "skipped": json.dumps(skipped)})
         os.replace(tmp, out / shard_name(i))  # atomic: an existing shard file is complete
-    skipped = [str(p) for p in getattr(dataset, "skipped_paths", [])]
-    manifest.update(complete=True, stats=channel_stats(out, manifest), skipped_files=skipped)
+    rows, skipped = _shard_rows_and_skips(out, manifest["num_shards"])
+    if sum(rows) == 0:
+        raise ValueError(f"no readable clip in {spec.data}: all {n} files are unreadable")
+    if skipped:
+        logger.warning("%d unreadable file(s) left out: %s", len(skipped), ", ".join(skipped))
+    manifest.update(complete=True, num_items=sum(rows), skipped_files=skipped)
+    manifest["stats"] = channel_stats(out, manifest)
     _write_json(out / MANIFEST, manifest)
     return out
+
+
+def _shard_rows_and_skips(out: Path, num_shards: int) -> tuple[list[int], list[str]]:
+    """Rows of each shard and the unreadable files all shards left out."""
+    rows, skipped = [], []
+    for i in range(num_shards):
+        with safe_open(out / shard_name(i), framework="pt") as f:
+            rows.append(f.get_slice("index").get_shape()[0])
+            skipped += json.loads((f.metadata() or {}).get("skipped", "[]"))
+    return rows, skipped
 
 
 def channel_stats(out: Path, manifest: dict[str, Any]) -> dict[str, list[float]]:
@@ -377,6 +406,8 @@ class LatentDataset(Dataset):
         self.num_classes = int(self.manifest["num_classes"])
         self.has_std = bool(self.manifest["spec"]["store_std"])
         self._handles: dict[int, Any] = {}
+        rows, _ = _shard_rows_and_skips(self.root, int(self.manifest["num_shards"]))
+        self._starts = [sum(rows[:i]) for i in range(len(rows) + 1)]  # first row of each shard
 
     def __len__(self) -> int:
         return self.num_items
@@ -392,7 +423,8 @@ class LatentDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Tensor | int]:
         if not 0 <= index < self.num_items:
             raise IndexError(f"index {index} out of range for {self.num_items} cached clips")
-        shard, row = divmod(index, self.shard_size)
+        shard = bisect.bisect_right(self._starts, index) - 1  # shards may hold fewer rows
+        row = index - self._starts[shard]
         f = self._shard(shard)
         item: dict[str, Tensor | int] = {
             "latent": f.get_slice("mean")[row : row + 1][0].float(),  # (C, t, h, w)
@@ -408,4 +440,3 @@ class LatentDataset(Dataset):
         for i in range(int(self.manifest["num_shards"])):
             f = self._shard(i)
             yield {k: f.get_tensor(k) for k in f.keys()}
-

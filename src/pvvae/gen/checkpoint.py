@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 from pvvae.gen.latte import Latte, LatteConfig
-from pvvae.training.checkpoint import WEIGHTS_FILE, model_folder
+from pvvae.training.checkpoint import WEIGHTS_FILE, model_folder, read_weights
 
 CONFIG_FILE = "config.json"
 CLASS_NAME = "Latte"
@@ -98,5 +97,5 @@ def load_latte(
     folder = model_folder(path, use_ema)
     meta = LatteMeta.from_json(json.loads((folder / CONFIG_FILE).read_text()))
     model = Latte(meta.config)
-    model.load_state_dict(load_file(folder / WEIGHTS_FILE), strict=True)
+    model.load_state_dict(read_weights(folder / WEIGHTS_FILE), strict=True)  # finite, readable
     return model.to(device).eval(), meta

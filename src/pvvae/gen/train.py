@@ -10,7 +10,10 @@ guidance), unconditional on RealEstate10K (``model.num_classes: 0``). One step:
 2. :func:`pvvae.gen.flow.flow_matching_loss`: ``t`` (uniform or logit-normal), ``eps``,
    ``x_t = (1 - t) x0 + t eps``, MSE to ``v = eps - x0``; labels dropped to the null class with
    probability ``class_dropout_prob`` inside the model;
-3. AdamW step (gradients all-reduced by DDP), gradient clipping, EMA update.
+3. AdamW step (gradients all-reduced by DDP), gradient clipping, EMA update. A step with a
+   NaN/Inf loss or gradient norm is skipped on all ranks and counted, no checkpoint is
+   written during such a streak, and ``train.max_nonfinite`` consecutive ones (or a run ending
+   inside a streak) stop the run (:mod:`pvvae.training.guards`).
 
 Infrastructure reused from :mod:`pvvae.training`: ``distributed`` (torchrun / single process),
 ``parallel.replicate`` (DDP), ``ema.EMA``, ``checkpoint.save_checkpoint`` (atomic, EMA in
@@ -30,6 +33,7 @@ The same command runs alone or under torchrun::
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -57,6 +61,7 @@ from pvvae.training.checkpoint import (
 from pvvae.training.data import GlobalOrder
 from pvvae.training.distributed import DistInfo
 from pvvae.training.ema import EMA
+from pvvae.training.guards import check_nonfinite
 from pvvae.training.monitor import RunLogger, peak_memory_gib
 from pvvae.training.schedule import warmup_cosine
 from pvvae.training.seeding import generator as seeded_generator
@@ -131,6 +136,7 @@ class GenTrainConfig:
     ema: bool = True
     ema_decay: float = 0.9999
     tensorboard: bool = True
+    max_nonfinite: int = 20  # stop after this many consecutive NaN/Inf steps (all skipped)
 
 
 @dataclass
@@ -160,6 +166,8 @@ def validate(cfg: GenExperimentConfig, world_size: int = 1) -> None:
         raise ConfigError("train.steps must be >= 0, log_every and ckpt_every >= 1")
     if not 0.0 <= cfg.train.ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.train.ema_decay}")
+    if cfg.train.max_nonfinite < 1:
+        raise ConfigError(f"train.max_nonfinite must be >= 1, got {cfg.train.max_nonfinite}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -226,6 +234,8 @@ class GenTrainState:
     ema: EMA | None
     meta: LatteMeta
     step: int = 0
+    nonfinite_total: int = 0  # skipped NaN/Inf steps (pvvae.training.guards)
+    nonfinite_consecutive: int = 0
 
 
 def build_state(cfg: GenExperimentConfig, info: DistInfo, meta: LatteMeta) -> GenTrainState:
@@ -291,16 +301,27 @@ def train_step(state: GenTrainState, batch: dict[str, Tensor]) -> dict[str, floa
             velocity, x0, y, t_sampler=cfg.flow.t_sampler, generator=g
         )
     state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
-    grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), clip)
-    state.optimizer.step()
-    state.scheduler.step()
-    if state.ema is not None:
-        state.ema.update(state.model)
+    grad_norm = float("nan")
+    finite = distributed.all_true(bool(torch.isfinite(loss.detach())), info)
+    if finite:
+        loss.backward()
+        clip = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(state.model.parameters(), clip))
+        finite = math.isfinite(grad_norm)  # the same on all ranks: reduced gradients
+    if finite:
+        state.optimizer.step()
+        if state.ema is not None:
+            state.ema.update(state.model)
+        state.nonfinite_consecutive = 0
+    else:  # skipped on every rank: no update of weights or EMA
+        state.optimizer.zero_grad(set_to_none=True)
+        state.nonfinite_total += 1
+        state.nonfinite_consecutive += 1
+    state.scheduler.step()  # the schedule follows the step counter, skipped steps included
     state.step += 1
     out = {k: float(v) for k, v in metrics.items()}
-    out["grad_norm"] = float(grad_norm)
+    out["grad_norm"] = grad_norm
+    out["skipped"] = float(not finite)
     return out
 
 
@@ -318,6 +339,7 @@ def save(state: GenTrainState, run_dir: Path) -> None:
             "optimizer": state.optimizer.state_dict(),
             "scheduler": state.scheduler.state_dict(),
             "config": to_dict(state.cfg),
+            "nonfinite": [state.nonfinite_total, state.nonfinite_consecutive],
         }
         ema = state.ema.state_dict() if state.ema is not None else None
         save_checkpoint(
@@ -346,6 +368,7 @@ def restore(state: GenTrainState, checkpoint: Path) -> None:
     state.optimizer.load_state_dict(saved["optimizer"])
     state.scheduler.load_state_dict(saved["scheduler"])
     state.step = int(saved["step"])
+    state.nonfinite_total, state.nonfinite_consecutive = saved.get("nonfinite", [0, 0])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -432,5 +455,14 @@ def _loop(state: GenTrainState, loader: DataLoader, log: RunLogger, run_dir: Pat
         if state.step % cfg.log_every == 0 or state.step == cfg.steps:
             log.scalars(state.step, _log_metrics(state, sums, count, time.perf_counter() - start))
             sums, count, start = {}, 0, time.perf_counter()
-        if state.step % cfg.ckpt_every == 0 or state.step == cfg.steps:
-            save(state, run_dir)
+        final = state.step == cfg.steps
+        check_nonfinite(
+            state.nonfinite_consecutive,
+            state.nonfinite_total,
+            cfg.max_nonfinite,
+            state.step,
+            final,
+            run_dir,
+        )
+        if (state.step % cfg.ckpt_every == 0 or final) and state.nonfinite_consecutive == 0:
+            save(state, run_dir)  # never inside a NaN streak: the last checkpoint stays good

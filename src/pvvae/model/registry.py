@@ -52,6 +52,19 @@ def class_names() -> tuple[str, ...]:
     return tuple(model_class(arch).__name__ for arch in ARCHITECTURES)
 
 
+def read_config_json(folder: str | Path) -> dict:
+    """``folder/config.json`` as a dict; a missing, unreadable or non-object file is a
+    ValueError naming it."""
+    file = Path(folder) / "config.json"
+    try:
+        config = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{file} is not a readable JSON model config ({e})") from e
+    if not isinstance(config, dict):
+        raise ValueError(f"{file} must hold a JSON object, not {type(config).__name__}")
+    return config
+
+
 def class_of_folder(folder: str | Path) -> type:
     """The model class a saved folder holds, read from its ``config.json``.
 
@@ -59,7 +72,7 @@ def class_of_folder(folder: str | Path) -> type:
         ValueError: the folder holds a model of another library (or a damaged config).
     """
     config = Path(folder) / "config.json"
-    name = json.loads(config.read_text()).get("_class_name")
+    name = read_config_json(folder).get("_class_name")
     for arch in ARCHITECTURES:
         cls = model_class(arch)
         if cls.__name__ == name:

@@ -9,8 +9,9 @@ Layout of one checkpoint folder::
                                                        states, data position, config
 
 Model and EMA folders load with ``PVVAE.from_pretrained`` (and :func:`load_model`, which
-prefers the EMA weights: they are the ones to evaluate and export). ``train_state.pt``
-holds only tensors and plain Python values and is read back with
+prefers the EMA weights: they are the ones to evaluate and export, and which refuses a
+config.json that does not fit the weights, missing/unexpected weights and NaN/Inf weights).
+``train_state.pt`` holds only tensors and plain Python values and is read back with
 ``torch.load(weights_only=True)``. A checkpoint is written into a hidden temporary folder
 that is renamed into place, so a crash or kill during the write never replaces or corrupts
 a good checkpoint; only the last ``keep_last`` are kept. Nothing here is specific to the
@@ -19,7 +20,9 @@ VAE: any module with diffusers' ``save_config`` (or none) can be saved this way.
 
 from __future__ import annotations
 
+import inspect
 import os
+import pickle
 import re
 import shutil
 from collections.abc import Mapping
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -178,13 +182,66 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", use_ema: bo
     from any path accepted by :func:`resolve_checkpoint`.
 
     With ``use_ema`` (default) a checkpoint's EMA weights are loaded when it has them.
+    Stricter than ``PVVAE.from_pretrained`` (which only warns): an unknown config key, a
+    missing or unexpected weight, or a NaN/Inf weight is a ``ValueError`` naming the file, so
+    an edited ``config.json`` can never load a different model silently.
     """
     from pvvae.model.registry import class_of_folder
 
-    # low_cpu_mem_usage=False: the fast path needs `accelerate`, which we do not depend on
     folder = model_folder(path, use_ema)
-    model = class_of_folder(folder).from_pretrained(folder, low_cpu_mem_usage=False)
+    cls = class_of_folder(folder)
+    config = read_model_config(folder, cls)
+    try:
+        model = cls.from_config(config)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{folder / 'config.json'}: {e} (a field has a wrong value)") from e
+    load_strict(model, read_weights(folder / WEIGHTS_FILE), folder / WEIGHTS_FILE)
+    model.register_to_config(_name_or_path=str(folder))  # as from_pretrained records it
     return model.to(device).eval()
+
+
+def read_model_config(folder: Path, cls: type) -> dict[str, Any]:
+    """``folder/config.json`` as a dict whose keys ``cls.__init__`` all accepts."""
+    from pvvae.model.registry import read_config_json
+
+    file = folder / "config.json"
+    config = read_config_json(folder)
+    valid = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(k for k in config if not k.startswith("_") and k not in valid)
+    if unknown:
+        raise ValueError(f"{file}: unknown key(s) {unknown} for {cls.__name__}")
+    return config
+
+
+def read_weights(file: Path) -> dict[str, Tensor]:
+    """A safetensors file as a CPU state dict; unreadable or NaN/Inf weights are errors."""
+    try:
+        weights = load_file(file)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as e:  # missing, truncated
+        raise ValueError(f"cannot read weights {file}: {e}") from e
+    check_finite(weights, file)
+    return weights
+
+
+def check_finite(weights: Mapping[str, Tensor], source: str | Path) -> None:
+    """Raise ``ValueError`` naming the tensors of ``weights`` that hold NaN or Inf."""
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(
+            f"{source} holds NaN/Inf weights in {len(bad)} tensor(s) (e.g. {bad[0]}): it was "
+            "saved from a diverged run; use an earlier checkpoint"
+        )
+
+
+def load_strict(model: nn.Module, weights: Mapping[str, Tensor], source: str | Path) -> None:
+    """``model.load_state_dict(weights)`` where a missing or unexpected key is a ValueError."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{source} does not fit the model its config.json describes: {len(missing)} "
+            f"missing weight(s) {missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}; "
+            "was config.json edited? Restore it or retrain"
+        )
 
 
 def load_weights(checkpoint: str | Path, name: str) -> dict[str, Tensor] | None:
@@ -198,4 +255,11 @@ def load_train_state(checkpoint: str | Path) -> dict[str, Any]:
     file = Path(checkpoint) / STATE_FILE
     if not file.is_file():
         raise FileNotFoundError(f"{file} is missing: this checkpoint cannot resume training")
-    return torch.load(file, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"{file} holds Python objects that safe loading refuses (only tensors and plain "
+            "values are allowed): it was not written by pvvae or was tampered with; delete "
+            "this checkpoint folder to resume from the previous one"
+        ) from e

@@ -94,6 +94,12 @@ class MultiResolutionDataset(Dataset):
         out = view[(index, key)] if isinstance(view, SkippingDataset) else view[index]
         return {"video": out["video"], "label": int(out["label"])}
 
+    def mark_skipped(self, paths: list[str]) -> None:
+        """Mark ``paths`` unreadable in every file view (a resumed run's skip state)."""
+        for view in self.views.values():
+            if isinstance(view, SkippingDataset):
+                view.mark_skipped(paths)
+
     @property
     def skipped_paths(self) -> list[Path]:
         """Unreadable files found so far (all resolutions, all workers of this process)."""

@@ -58,7 +58,12 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto`` picks ``cuda:local_rank`` when CUDA is available, else the CPU."""
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"device {name!r} is not a device name: use auto, cpu or cuda[:N]") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: CUDA is not available here; use cpu or auto")
     if device.type == "cuda" and device.index is None:
         device = torch.device(f"cuda:{local_rank}")
     return device

@@ -14,6 +14,7 @@ In every stage the GAN term is active from ``objective.gan.start_step`` (seed: 5
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,13 @@ from pvvae.training.checkpoint import (
     load_model,
     load_train_state,
     load_weights,
+    read_weights,
     resolve_checkpoint,
 )
 from pvvae.training.config import ExperimentConfig
 from pvvae.training.distributed import DistInfo
 from pvvae.training.ema import EMA
-from pvvae.training.schedule import warmup_cosine
+from pvvae.training.schedule import lr_multiplier, warmup_cosine
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class TrainState:
     lecam_anchors: list[float] = field(default_factory=lambda: [0.0, 0.0])  # (real, fake)
     nonfinite_total: int = 0
     nonfinite_consecutive: int = 0
+    skipped_files: list[str] = field(default_factory=list)  # unreadable data files found so far
     preview: tuple[Tensor, Tensor, int] | None = None  # (x, x_hat, observed frames) to show
 
 
@@ -255,6 +258,7 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
         "scheduler": state.scheduler.state_dict(),
         "lecam_anchors": list(state.lecam_anchors),
         "nonfinite": [state.nonfinite_total, state.nonfinite_consecutive],
+        "skipped_files": list(state.skipped_files),
         "rng": rng,
         "config": to_dict(state.cfg),
     }
@@ -277,17 +281,18 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
 
 def restore(state: TrainState, checkpoint: Path) -> None:
     """Load a checkpoint written by :func:`checkpoint_payload` into ``state`` (every rank)."""
-    from safetensors.torch import load_file
-
     ts = load_train_state(checkpoint)
     if state.dist.is_main:
         _warn_config_changes(ts["config"], to_dict(state.cfg))
-    parallel.load_model_state(state.vae, load_file(checkpoint / WEIGHTS_FILE))
+        _warn_schedule_change(ts["config"], state.cfg, int(ts["step"]))
+    parallel.load_model_state(state.vae, read_weights(checkpoint / WEIGHTS_FILE))  # finite
     parallel.load_optimizer_state(state.forward, state.optimizer, ts["optimizer"], state.sharded)
     state.scheduler.load_state_dict(ts["scheduler"])
     if state.ema is not None:
         ema_file = checkpoint / EMA_DIR / WEIGHTS_FILE
-        state.ema.load_state_dict(load_file(ema_file) if ema_file.is_file() else _vae_full(state))
+        state.ema.load_state_dict(
+            read_weights(ema_file) if ema_file.is_file() else _vae_full(state)
+        )
     if state.discriminator is not None:
         disc = load_weights(checkpoint, "discriminator")
         if disc is not None and "disc_optimizer" in ts:
@@ -297,6 +302,7 @@ def restore(state: TrainState, checkpoint: Path) -> None:
     state.step, state.data_position = int(ts["step"]), int(ts["data_position"])
     state.lecam_anchors = [float(a) for a in ts["lecam_anchors"]]
     state.nonfinite_total, state.nonfinite_consecutive = (int(n) for n in ts["nonfinite"])
+    state.skipped_files = [str(p) for p in ts.get("skipped_files", [])]  # absent before issue 13
     if int(ts["world_size"]) == state.dist.world_size:
         distributed.set_rng_state(ts["rng"][state.dist.rank])
     else:
@@ -340,6 +346,29 @@ def _warn_config_changes(saved: dict[str, Any], current: dict[str, Any]) -> None
             "resuming with a config that differs from the checkpoint's in %s: the run "
             "continues, but not exactly as the original would have",
             ", ".join(f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in changed),
+        )
+
+
+def _warn_schedule_change(saved: dict[str, Any], cfg: ExperimentConfig, step: int) -> None:
+    """Warn when a new ``train.steps`` moves the learning rate of the resumed step.
+
+    ``train.steps`` may change on resume (extend or shorten a run), but the cosine decay is
+    stretched over the new length, so the learning rate jumps at the resume step.
+    """
+    old_steps, o = int(saved["train"]["steps"]), cfg.optim
+    if old_steps == cfg.train.steps:
+        return
+    before = lr_multiplier(step, o.warmup_steps, old_steps, o.min_lr_ratio) * o.lr
+    after = lr_multiplier(step, o.warmup_steps, cfg.train.steps, o.min_lr_ratio) * o.lr
+    if not math.isclose(before, after, rel_tol=1e-6):
+        logger.warning(
+            "train.steps changed from %d to %d on resume: the cosine schedule is stretched to "
+            "the new length, so the learning rate jumps from %.3g to %.3g at step %d",
+            old_steps,
+            cfg.train.steps,
+            before,
+            after,
+            step,
         )
 
 

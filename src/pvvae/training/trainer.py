@@ -11,11 +11,12 @@ One step (:func:`train_step`):
 4. EMA update.
 
 A step whose loss or gradient norm is NaN/Inf on any rank is skipped on all ranks and
-counted; ``train.max_nonfinite`` consecutive ones stop the run with
-:class:`NonFiniteLossError` (no checkpoint is written during such a streak, so the last
-one holds good weights). The loop (:func:`train`) runs alone or under torchrun (see
-:mod:`pvvae.training.distributed`), logs on rank 0 and writes atomic checkpoints; with
-``train.resume`` it continues exactly from the latest one.
+counted; ``train.max_nonfinite`` consecutive ones, or a run that reaches its last step
+inside a shorter streak, stop it with :class:`NonFiniteLossError` (no checkpoint is written
+during such a streak, so the last one holds good weights; :mod:`pvvae.training.guards`). The
+loop (:func:`train`) runs alone or under torchrun (see :mod:`pvvae.training.distributed`),
+logs on rank 0 and writes atomic checkpoints; with ``train.resume`` it continues exactly
+from the latest one.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from pvvae.training.checkpoint import latest_checkpoint, save_checkpoint
 from pvvae.training.config import ExperimentConfig, validate
 from pvvae.training.data import build_training_dataset, make_loader
 from pvvae.training.distributed import resolve_device  # noqa: F401 (public re-export)
+from pvvae.training.guards import NonFiniteLossError, check_nonfinite  # noqa: F401 (re-export)
 from pvvae.training.monitor import RunLogger, frame_strip, peak_memory_gib
 from pvvae.training.state import (  # noqa: F401 (build_model: public re-export)
     TrainState,
@@ -65,10 +67,6 @@ from pvvae.training.state import (  # noqa: F401 (build_model: public re-export)
 )
 
 logger = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(RuntimeError):
-    """Too many consecutive steps with a NaN/Inf loss or gradient."""
 
 
 def autocast(state: TrainState) -> torch.autocast:
@@ -88,17 +86,18 @@ def _apply_update(state: TrainState, loss: Tensor, optimizer, scheduler) -> floa
     """Backward and a clipped optimizer step on all ranks; None (nothing done) when the loss
     or the gradient norm is not finite on some rank."""
     if not distributed.all_true(bool(torch.isfinite(loss.detach())), state.dist):
+        scheduler.step()  # the schedule follows the step counter, skipped steps included
         return None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norm = parallel.to_float(torch.nn.utils.clip_grad_norm_(params, state.cfg.optim.grad_clip))
-    if not math.isfinite(norm):  # identical on all ranks: computed from reduced gradients
+    if math.isfinite(norm):  # identical on all ranks: computed from reduced gradients
+        optimizer.step()
+    else:
         optimizer.zero_grad(set_to_none=True)
-        return None
-    optimizer.step()
     scheduler.step()
-    return norm
+    return norm if math.isfinite(norm) else None
 
 
 def generator_step(state: TrainState, x: Tensor, k: int, gan_on: bool) -> tuple[dict, Tensor]:
@@ -265,6 +264,7 @@ def _train(cfg: ExperimentConfig, info: distributed.DistInfo) -> Path:
     if state.step >= cfg.train.steps:
         return run_dir
     dataset = build_training_dataset(cfg.data, cfg.train.seed)
+    dataset.mark_skipped(state.skipped_files)  # a resumed run does not retry them
     loader = make_loader(
         dataset,
         cfg.data,
@@ -304,7 +304,7 @@ def _loop(state: TrainState, loader, dataset, log: RunLogger, run_dir: Path) -> 
             metrics["perf/steps_per_s"] = (step - tick_step) / elapsed
             metrics["perf/samples_per_s"] = samples / elapsed
             metrics["perf/peak_memory_gib"] = peak_memory_gib(info.device)
-            metrics["data/skipped_files"] = _count_skipped(dataset, info)
+            metrics["data/skipped_files"] = len(_update_skipped(state, dataset))
             log.scalars(step, metrics)
             tick, tick_step, samples = time.perf_counter(), step, 0
         if state.preview is not None:
@@ -313,6 +313,7 @@ def _loop(state: TrainState, loader, dataset, log: RunLogger, run_dir: Path) -> 
         _check_nonfinite(state, run_dir)
         due = step % cfg.train.ckpt_every == 0 or step == cfg.train.steps
         if due and state.nonfinite_consecutive == 0:
+            _update_skipped(state, dataset)
             save(state, run_dir)
         if step >= cfg.train.steps:
             break
@@ -332,24 +333,29 @@ def save(state: TrainState, run_dir: Path) -> Path | None:
 
 
 def _check_nonfinite(state: TrainState, run_dir: Path) -> None:
-    limit = state.cfg.train.max_nonfinite
-    if state.nonfinite_consecutive >= limit:
-        last = latest_checkpoint(run_dir)
-        raise NonFiniteLossError(
-            f"{limit} consecutive steps (up to step {state.step}) had a NaN/Inf loss or "
-            f"gradient and were skipped ({state.nonfinite_total} in total). The last good "
-            f"checkpoint is {last}. Lower optim.lr, raise optim.warmup_steps, use "
-            "train.precision=fp32 or check the data, then resume with --resume."
-        )
+    check_nonfinite(
+        state.nonfinite_consecutive,
+        state.nonfinite_total,
+        state.cfg.train.max_nonfinite,
+        state.step,
+        state.step >= state.cfg.train.steps,
+        run_dir,
+    )
 
 
-def _count_skipped(dataset, info: distributed.DistInfo) -> int:
-    """Distinct unreadable files found so far over all ranks (collective)."""
+def _update_skipped(state: TrainState, dataset) -> list[str]:
+    """Set ``state.skipped_files`` to the unreadable files found so far over all ranks
+    (collective; sorted) and log the new ones by name. Saved in the training state, so a
+    resumed run neither retries nor forgets them. Returns the list."""
     paths = [str(p) for p in getattr(dataset, "skipped_paths", [])]
-    found = set().union(*distributed.all_gather_object(paths, info))
-    if found and info.is_main:
-        logger.warning("%d unreadable file(s) skipped so far", len(found))
-    return len(found)
+    found = sorted(
+        set().union(state.skipped_files, *distributed.all_gather_object(paths, state.dist))
+    )
+    new = [p for p in found if p not in set(state.skipped_files)]
+    if new and state.dist.is_main:
+        logger.warning("%d unreadable file(s) skipped so far; new: %s", len(found), ", ".join(new))
+    state.skipped_files = found
+    return found
 
 
 def _prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, info) -> Path | None:
