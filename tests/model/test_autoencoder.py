@@ -161,8 +161,18 @@ def test_save_load_round_trip_is_exact(tmp_path, micro_vae):
     ],
 )
 def test_bad_input_errors(micro_vae, bad, match):
+    micro_vae.enable_range_check()
     with pytest.raises(ValueError, match=match):
         micro_vae.encode(bad)
+
+
+def test_range_check_is_opt_in(micro_vae):
+    x = torch.randn(1, 3, 5, 32, 32) * 3  # unclamped, as diffusers' tests feed
+    with torch.no_grad():
+        assert micro_vae(x).sample.shape == x.shape
+    micro_vae.enable_range_check()
+    with pytest.raises(ValueError, match="x / 127.5 - 1"):
+        micro_vae.encode(x)
 
 
 def test_bad_config_errors():

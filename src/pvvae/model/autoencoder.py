@@ -61,7 +61,10 @@ class PVVAE(ModelMixin, ConfigMixin):
             used by :meth:`normalize` / :meth:`denormalize`; ``None`` means 0 and 1.
     """
 
-    _supports_gradient_checkpointing = False
+    _supports_gradient_checkpointing = True  # per residual / mid block (networks.run_block)
+    # Blocks that accelerate's device_map must keep on one device (each owns a skip sum or
+    # an attention over the whole frame).
+    _no_split_modules = ["ResBlock", "MidBlock", "Downsample", "Upsample"]
 
     @register_to_config
     def __init__(
@@ -117,6 +120,7 @@ class PVVAE(ModelMixin, ConfigMixin):
         self.tile_size, self.tile_stride = 256, 192
         self.chunk_latent_frames: int | None = 8
         self.slice_frames: int | None = 1
+        self.check_range = False  # opt-in pixel-range check (costs two host syncs)
 
     # ------------------------------------------------------------------ construction
     def initialize_weights(self) -> None:
@@ -177,6 +181,14 @@ class PVVAE(ModelMixin, ConfigMixin):
     def disable_tiling(self) -> None:
         self.use_tiling = False
 
+    def enable_range_check(self, enable: bool = True) -> None:
+        """Make :meth:`encode` raise on pixels outside [-1, 1] (e.g. 0..255 frames).
+
+        Off by default: the check reads the data (two host syncs per call) and is skipped
+        under ``torch.compile`` / ``torch.export``.
+        """
+        self.check_range = enable
+
     def set_chunk_size(
         self, latent_frames: int | None, slice_frames: int | None | Literal["keep"] = "keep"
     ) -> None:
@@ -202,7 +214,13 @@ class PVVAE(ModelMixin, ConfigMixin):
 
     # ------------------------------------------------------------------ input handling
     def check_pixels(self, x: Tensor) -> None:
-        """Raise a ValueError naming the problem if ``x`` is not a valid pixel batch."""
+        """Raise a ValueError naming the problem if ``x`` is not a valid pixel batch.
+
+        Shape checks always run (they cost nothing and never break a compiled graph). The
+        value-range check reads the data (a host sync and a data-dependent branch), so it
+        runs only when ``self.check_range`` is set (:meth:`enable_range_check`) and never
+        while compiling; values outside [-1, 1] are otherwise accepted, as in diffusers.
+        """
         if x.ndim != 5:
             hint = " For images use x.unsqueeze(2) (T = 1)." if x.ndim == 4 else ""
             raise ValueError(
@@ -219,7 +237,9 @@ class PVVAE(ModelMixin, ConfigMixin):
                 f"height and width must be multiples of {s}, got {x.shape[3]}x{x.shape[4]}; "
                 "resize or crop first (pvvae.data.fit_to_multiple)"
             )
-        lo, hi = float(x.min()), float(x.max())
+        if not self.check_range or torch.compiler.is_compiling():
+            return
+        lo, hi = float(x.min()), float(x.max())  # two host syncs: opt-in only
         if lo < -1.001 or hi > 1.001:
             raise ValueError(
                 f"pixel values must lie in [-1, 1], got [{lo:.3g}, {hi:.3g}]; "
