@@ -19,7 +19,7 @@ and inference share them: a learnable padding token (:meth:`pad_latents`) and
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
 import torch
@@ -309,15 +309,72 @@ class PVVAE(ModelMixin, ConfigMixin):
         """Posterior parameters of x (B, 3, 1 + 4k, H, W) in temporal chunks."""
         if self.chunk_latent_frames is None:
             return self.encoder(x, slice_frames=self.slice_frames)
-        ct, n = self.temporal_compression, self.chunk_latent_frames
-        bounds = [0, 1 + ct * (n - 1)]
-        while bounds[-1] < x.shape[2]:
-            bounds.append(bounds[-1] + ct * n)
         state, outs = None, []
-        for start, stop in zip(bounds[:-1], bounds[1:]):
-            posterior, state = self.encode_chunk(x[:, :, start:stop], state)
+        for chunk in self._pixel_chunks(x):
+            posterior, state = self.encode_chunk(chunk, state)
             outs.append(posterior.parameters)
         return torch.cat(outs, dim=2)  # (B, 2Cz, t, h, w)
+
+    def _pixel_chunks(self, x: Tensor) -> list[Tensor]:
+        """x (B, 3, 1 + 4k, H, W) split in time as the stream takes it: 1 + 4(n - 1) frames,
+        then 4n frames per chunk (n = ``chunk_latent_frames``; one chunk when None)."""
+        if self.chunk_latent_frames is None:
+            return [x]
+        ct, n = self.temporal_compression, self.chunk_latent_frames
+        first = x[:, :, : 1 + ct * (n - 1)]
+        rest = x[:, :, first.shape[2] :]
+        return [first, *rest.split(ct * n, dim=2)] if rest.shape[2] else [first]
+
+    def iter_encode(self, x: Tensor | Iterable[Tensor]) -> Iterator[DiagonalGaussian]:
+        """Yield the posterior of each temporal chunk of a video, oldest first.
+
+        The streaming counterpart of :meth:`encode` (and of :meth:`iter_decode`): activations
+        and state are those of one chunk, so memory does not grow with the video length.
+        Tiling applies when enabled, with one causal state per tile position.
+
+        Args:
+            x: a whole clip (B, 3, 1 + 4k, H, W), split like :meth:`encode` splits it, or any
+                iterable of pixel chunks (e.g. read lazily from a file): the first of
+                1 + 4m frames, the following of 4m frames (m >= 1 may vary).
+        Yields:
+            :class:`DiagonalGaussian` over latents (B, Cz, m_i, H / 16, W / 16).
+        """
+        chunks = self._pixel_chunks(x) if isinstance(x, Tensor) else x
+        state = None
+        for i, chunk in enumerate(chunks):
+            self.check_pixels(chunk)
+            ct = self.temporal_compression
+            if (chunk.shape[2] - (i == 0)) % ct or chunk.shape[2] == 0:
+                raise ValueError(
+                    f"pixel chunk {i} has {chunk.shape[2]} frames; the first chunk needs "
+                    f"1 + {ct}m frames (m >= 0) and later ones {ct}m (m >= 1): pad the last "
+                    "one by repeating its last frame"
+                )
+            params, state = self._stream_step(self._encode_params, chunk, state, encode=True)
+            yield DiagonalGaussian(params)
+
+    def _encode_params(self, x: Tensor, state: CausalState | None) -> tuple[Tensor, CausalState]:
+        posterior, state = self.encode_chunk(x, state)
+        return posterior.parameters, state
+
+    def _stream_step(self, step, x: Tensor, state, encode: bool):
+        """``step(x, state) -> (y, state)`` on one chunk, tiled when tiling is on.
+
+        With tiling, the state is a dict of one :class:`CausalState` per tile position.
+        """
+        s = self.spatial_compression
+        size = self.tile_size if encode else self.tile_size // s
+        if not (self.use_tiling and max(x.shape[-2:]) > size):
+            return step(x, state)
+        stride = self.tile_stride if encode else self.tile_stride // s
+        states, new = state or {}, {}
+
+        def tile_step(piece: Tensor, key: tuple[int, int]) -> Tensor:
+            y, new[key] = step(piece, states.pop(key, None))
+            return y
+
+        out = tiled_apply(tile_step, x, size, stride, 1 / s if encode else float(s), keyed=True)
+        return out, new
 
     # ------------------------------------------------------------------ decoding
     def decode(self, z: Tensor, return_dict: bool = True) -> DecoderOutput | tuple[Tensor]:
@@ -349,12 +406,24 @@ class PVVAE(ModelMixin, ConfigMixin):
         ctx = ChunkContext(state, z.shape[2])
         return self.decoder(z, ctx, self.slice_frames), ctx.next_state()
 
-    def iter_decode(self, z: Tensor) -> Iterator[Tensor]:
-        """Yield decoded pixel chunks of (B, Cz, t, h, w) latents, oldest first (no tiling)."""
-        n = self.chunk_latent_frames or z.shape[2]
+    def iter_decode(self, z: Tensor | Iterable[Tensor], tiled: bool = True) -> Iterator[Tensor]:
+        """Yield decoded pixel chunks, oldest first (tiled when tiling is enabled).
+
+        Args:
+            z: latents (B, Cz, t, h, w), split into ``chunk_latent_frames`` chunks, or any
+                iterable of latent chunks (B, Cz, m_i, h, w), e.g. from :meth:`iter_encode`.
+            tiled: honour :meth:`enable_tiling` (``decode`` tiles outside and passes False).
+        Yields:
+            pixels (B, 3, 1 + 4(m_0 - 1), H, W) for the first chunk, (B, 3, 4 m_i, H, W) after.
+        """
+        if isinstance(z, Tensor):
+            z = z.split(self.chunk_latent_frames or z.shape[2], dim=2)
         state = None
-        for zc in z.split(n, dim=2):
-            x, state = self.decode_chunk(zc, state)
+        for zc in z:
+            if tiled:
+                x, state = self._stream_step(self.decode_chunk, zc, state, encode=False)
+            else:
+                x, state = self.decode_chunk(zc, state)
             yield x
             del x  # not held while the next chunk is decoded
 
@@ -368,7 +437,7 @@ class PVVAE(ModelMixin, ConfigMixin):
     def _decode_stream(self, z: Tensor) -> Tensor:
         if self.chunk_latent_frames is None:
             return self.decoder(z, slice_frames=self.slice_frames)
-        return torch.cat(list(self.iter_decode(z)), dim=2)  # (B, 3, T, H, W)
+        return torch.cat(list(self.iter_decode(z, tiled=False)), dim=2)  # (B, 3, T, H, W)
 
     # ------------------------------------------------------------------ full pass
     def forward(
