@@ -252,6 +252,7 @@ def compare_dtypes(args: argparse.Namespace, x: torch.Tensor) -> None:
         ref = None
         for dtype_name in args.dtypes:
             dtype = DTYPES[dtype_name]
+            torch.manual_seed(0)  # the same random weights in every dtype
             model = build(name, args.chunk, args.slice or None)
             if name == "paper" and args.weights:
                 from pvvae.training.checkpoint import load_model
