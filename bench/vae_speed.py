@@ -42,7 +42,15 @@ Transformer VAE, runs as ``transformer-paper`` (or ``transformer-tiny``) in ``--
 models run their encoder and decoder on the whole clip, unchunked) and writes
 ``bench/results/vae_flops.json``; the table gives each model's FLOPs over the first one's.
 
+Half precision (issue 14): ``--dtypes float32 bfloat16 float16`` runs every model in each
+dtype and reports, beside the speed, the PSNR of the half-precision reconstruction against
+the float32 one of the same model and input (``PSNR vs fp32``: how much precision costs) and,
+with ``--weights`` (a trained PV-VAE folder, used instead of the random ``paper`` model),
+the reconstruction PSNR against the input. Random weights give speed only: their PSNR
+against the input means nothing. The inputs are uniform noise unless ``--video`` names a file.
+
     python bench/vae_speed.py                       # CPU defaults: batch 1, 17x128x128
+    python bench/vae_speed.py --models paper --dtypes float32 bfloat16 float16 --stream-frames
     python bench/vae_speed.py --device cuda --size 256 --batch 4 --warmup 50 --repeats 100
     python bench/vae_speed.py --flops --models paper transformer-paper wan2.1 wan2.2 --size 256
     # ISpeed / IMem of PV-VAE* against the CNN (seed Table 7), on one GPU:
@@ -60,6 +68,7 @@ from pathlib import Path
 import torch
 
 GIB = 1024**3
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 WAN22 = dict(
     base_dim=160,
     decoder_base_dim=256,
@@ -244,7 +253,10 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--stream-frames", type=int, nargs="*", default=[17, 65, 129])
     p.add_argument("--stream-size", type=int, default=128, help="frame size of the streaming runs")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--dtype", default="float32", choices=list(DTYPES))
+    p.add_argument("--dtypes", nargs="*", choices=list(DTYPES), help="compare these dtypes")
+    p.add_argument("--weights", help="trained PV-VAE folder used for the 'paper' entry")
+    p.add_argument("--video", help="input frames from this video file instead of noise")
     p.add_argument("--chunk", type=int, default=8, help="PV-VAE latent frames per chunk")
     p.add_argument("--slice", type=int, default=1, help="PV-VAE frames per slice (0: none)")
     p.add_argument("--flops", action="store_true", help="count FLOPs on the meta device only")
@@ -256,6 +268,14 @@ def main() -> None:
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     torch.manual_seed(0)
     x = torch.rand(args.batch, 3, args.frames, args.size, args.size, device=device) * 2 - 1
+    if args.video:
+        from pvvae.cli.video import load_clip
+
+        clip = load_clip(args.video, args.frames, args.size).to(device)
+        x = clip.expand(args.batch, -1, -1, -1, -1).contiguous()
+    if args.dtypes:
+        compare_dtypes(args, x)
+        return
     x = x.to(dtype)
     results: dict = {"config": vars(args), "models": {}, "streaming": {}}
     for name in args.models:
@@ -279,6 +299,54 @@ def main() -> None:
             print(f"paper streaming {frames:4d} frames: peak +{r['peak_gib']:.3f} GiB", flush=True)
     print_table(results)
     write_json(results, args.out or "bench/results/vae_speed.json")
+
+
+def compare_dtypes(args: argparse.Namespace, x: torch.Tensor) -> None:
+    """Speed of each model in each of ``args.dtypes``, and the PSNR of its output against the
+    float32 output (and against the input with ``--weights``)."""
+    from pvvae.eval.metrics.psnr_ssim import compute_psnr
+
+    device = x.device
+    rows = []
+    for name in args.models:
+        ref = None
+        for dtype_name in args.dtypes:
+            dtype = DTYPES[dtype_name]
+            torch.manual_seed(0)  # the same random weights in every dtype
+            model = build(name, args.chunk, args.slice or None)
+            if name == "paper" and args.weights:
+                from pvvae.training.checkpoint import load_model
+
+                model = load_model(args.weights)
+                model.set_chunk_size(args.chunk, args.slice or None)
+            model = prepare(model, device, dtype)
+            xd = x.to(dtype)
+            try:
+                with torch.no_grad():
+                    out = encode_decode(model, xd)[:, :, : x.shape[2]].float()
+                r = measure(model, xd, args.warmup, args.repeats)
+            except RuntimeError as err:  # e.g. a kernel missing for fp16 on the CPU
+                rows.append((name, dtype_name, None, str(err).splitlines()[0][:80]))
+                continue
+            ref = out if dtype == torch.float32 else ref
+            vs_fp32 = compute_psnr(out.clamp(-1, 1), ref.clamp(-1, 1)) if ref is not None else None
+            vs_input = compute_psnr(out.clamp(-1, 1), x.float()) if args.weights else None
+            rows.append((name, dtype_name, r, (vs_fp32, vs_input)))
+            print(f"{name} {dtype_name}: {r['clips_per_s']:.4f} clips/s", flush=True)
+            del model
+    print(f"\nencode + decode, batch {args.batch} x {args.frames}x{args.size}x{args.size}, "
+          f"{args.device}")
+    print("| model | dtype | clips/s | s/call | peak (GiB) | PSNR vs fp32 (dB) | PSNR vs input |")
+    print("|---|---|---|---|---|---|---|")
+    for name, dtype_name, r, extra in rows:
+        if r is None:
+            print(f"| {name} | {dtype_name} | failed: {extra} | | | | |")
+            continue
+        vs_fp32, vs_input = extra
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        print(f"| {name} | {dtype_name} | {r['clips_per_s']:.4f} | {r['seconds_per_call']:.2f} | "
+              f"{r['peak_gib']:.3f} | {fmt(vs_fp32 if dtype_name != 'float32' else None)} | "
+              f"{fmt(vs_input)} |")
 
 
 def print_table(results: dict) -> None:

@@ -77,3 +77,30 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
 def test_unknown_config_key_fails_cleanly(capsys):
     assert main(["train", "train.stepz=3"]) == 2
     assert "valid keys" in capsys.readouterr().err
+
+
+def test_reconstruct_streams_any_length_with_tiling_and_bf16(tmp_path, model_dir, capsys):
+    out = tmp_path / "rec.mp4"
+    args = ["--size", "64", "--max-frames", "11", "--chunk", "1", "--tiling", "on"]
+    code = main(["reconstruct", str(model_dir), str(sample_video_path("bikes")), str(out), *args,
+                 "--dtype", "bf16", "--no-progress"])
+    assert code == 0 and "11 frames, PSNR" in capsys.readouterr().out
+    assert read_video(out).shape == (11, 64, 64, 3)
+
+
+def test_encode_then_decode_matches_the_model(tmp_path, model_dir, capsys):
+    from pvvae.inference.latent_file import latent_metadata, load_latents
+
+    latents, out = tmp_path / "z.safetensors", tmp_path / "dec.mp4"
+    video = str(sample_video_path("bikes"))
+    common = ["--chunk", "1", "--no-progress"]
+    assert main(["encode", str(model_dir), video, str(latents), "--size", "32",
+                 "--max-frames", "7", *common]) == 0
+    vae = make_micro_vae()
+    with torch.no_grad():
+        ref = vae.encode(load_clip(video, num_frames=7, size=32)).latent_dist.mode()
+    torch.testing.assert_close(load_latents(latents), ref, atol=1e-5, rtol=0)
+    assert latent_metadata(latents)["num_frames"] == "7"
+    assert main(["decode", str(model_dir), str(latents), str(out), *common]) == 0
+    assert read_video(out).shape == (7, 32, 32, 3)
+    assert "7 frames" in capsys.readouterr().out

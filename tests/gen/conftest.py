@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pvvae.gen.cache import CacheSpec, build_video_dataset, cache_latents
+from pvvae.data.synthetic import SyntheticVideoDataset
+from pvvae.gen.cache import CacheSpec, cache_latents
 from tests.conftest import make_micro_vae
 
 NUM_CLIPS, FRAMES, SIZE = 6, 17, 32
@@ -19,6 +20,14 @@ def micro_vae_with_stats():
     c = vae.config.latent_channels
     vae.set_latent_stats([0.05 * i for i in range(c)], [0.5 + 0.1 * i for i in range(c)])
     return vae
+
+
+def cache_clips(num_clips: int) -> SyntheticVideoDataset:
+    """The clips of the test cache: textured synthetic ones (not the smooth proving ground),
+    whose micro-VAE latents lie far enough apart for the overfitting and sampling tests of
+    test_train.py to tell the clips apart."""
+    return SyntheticVideoDataset(num_clips, FRAMES, SIZE, SIZE, preset="textured",
+                                 annotations=False)
 
 
 def build_cache(out: Path, shard_size: int = 4, dtype: str = "float32", store_std: bool = True):
@@ -34,7 +43,7 @@ def build_cache(out: Path, shard_size: int = 4, dtype: str = "float32", store_st
         dtype=dtype,
         store_std=store_std,
     )
-    dataset = build_video_dataset("synthetic", FRAMES, SIZE, num_clips=NUM_CLIPS)
+    dataset = cache_clips(NUM_CLIPS)
     cache_latents(vae, dataset, out, spec, batch_size=3, progress=False)
     return vae, spec
 

@@ -11,17 +11,23 @@ import torch
 from pvvae.gen.cache import (
     MANIFEST,
     LatentDataset,
-    build_video_dataset,
     cache_latents,
     latent_shape,
     normalized_posterior,
     shard_name,
 )
-from tests.gen.conftest import FRAMES, NUM_CLIPS, SIZE, build_cache, micro_vae_with_stats
+from tests.gen.conftest import (
+    FRAMES,
+    NUM_CLIPS,
+    SIZE,
+    build_cache,
+    cache_clips,
+    micro_vae_with_stats,
+)
 
 
 def reference(vae, indices):
-    data = build_video_dataset("synthetic", FRAMES, SIZE, num_clips=NUM_CLIPS)
+    data = cache_clips(NUM_CLIPS)
     x = torch.stack([data[i]["video"] for i in indices])
     with torch.no_grad():
         mean, std = normalized_posterior(vae, x)
@@ -41,7 +47,7 @@ def test_round_trip_matches_the_normalised_posterior(latent_cache):
         assert item["label"] == labels[i] and item["index"] == i
     # normalisation really applied: mean = (mu - m) / s with the VAE's own statistics
     with torch.no_grad():
-        x = build_video_dataset("synthetic", FRAMES, SIZE, num_clips=1)[0]["video"][None]
+        x = cache_clips(1)[0]["video"][None]
         mu = vae.encode(x).latent_dist.mode()
     m = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1)
     s = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
@@ -68,7 +74,7 @@ def test_resume_skips_finished_shards_and_redoes_missing_ones(tmp_path):
     first = LatentDataset(out)[0]["latent"]
     os.utime(out / shard_name(0), (1, 1))  # mark finished shards with an old mtime
     os.remove(out / shard_name(1))
-    data = build_video_dataset("synthetic", FRAMES, SIZE, num_clips=NUM_CLIPS)
+    data = cache_clips(NUM_CLIPS)
     cache_latents(vae, data, out, spec, progress=False)
     assert (out / shard_name(0)).stat().st_mtime == 1  # not rewritten
     assert (out / shard_name(1)).is_file()
@@ -80,7 +86,7 @@ def test_resume_skips_finished_shards_and_redoes_missing_ones(tmp_path):
 def test_resume_refuses_other_settings(tmp_path):
     out = tmp_path / "c"
     vae, spec = build_cache(out, shard_size=2)
-    data = build_video_dataset("synthetic", FRAMES, SIZE, num_clips=NUM_CLIPS)
+    data = cache_clips(NUM_CLIPS)
     from dataclasses import replace
 
     with pytest.raises(ValueError, match="other settings"):

@@ -166,8 +166,18 @@ def test_save_load_round_trip_is_exact(tmp_path, micro_vae):
     ],
 )
 def test_bad_input_errors(micro_vae, bad, match):
+    micro_vae.enable_range_check()
     with pytest.raises(ValueError, match=match):
         micro_vae.encode(bad)
+
+
+def test_range_check_is_opt_in(micro_vae):
+    x = torch.randn(1, 3, 5, 32, 32) * 3  # unclamped, as diffusers' tests feed
+    with torch.no_grad():
+        assert micro_vae(x).sample.shape == x.shape
+    micro_vae.enable_range_check()
+    with pytest.raises(ValueError, match="x / 127.5 - 1"):
+        micro_vae.encode(x)
 
 
 def test_bad_config_errors():
@@ -224,3 +234,29 @@ def test_patch_shortcut_keeps_causality():
     per_group, per_frame = enc.amax(dim=(0, 1, 3, 4)), dec.amax(dim=(0, 1, 3, 4))
     assert torch.all(per_group[:3] == 0) and torch.all(per_group[3:] > 0)
     assert torch.all(per_frame[:5] == 0) and torch.all(per_frame[5:9] > 0)
+
+
+@pytest.mark.parametrize("tiling", [False, True])
+def test_iter_encode_and_iter_decode_match_encode_and_decode(tiling):
+    vae = make_micro_vae()
+    vae.set_chunk_size(2)
+    x = random_video(1, 17, 64, 48)
+    if tiling:
+        vae.enable_tiling(tile_size=32, tile_stride=16)
+    with torch.no_grad():
+        ref = vae.encode(x).latent_dist.parameters
+        whole = torch.cat([p.parameters for p in vae.iter_encode(x)], dim=2)
+        pieces = (x[:, :, :5], x[:, :, 5:13], x[:, :, 13:])  # uneven chunks from a reader
+        lazy = torch.cat([p.parameters for p in vae.iter_encode(iter(pieces))], dim=2)
+        z = ref[:, :8]
+        x_ref = vae.decode(z).sample
+        x_iter = torch.cat(list(vae.iter_decode(iter(z.split([1, 3, 1], dim=2)))), dim=2)
+    torch.testing.assert_close(whole, ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(lazy, ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(x_iter, x_ref, atol=1e-5, rtol=0)
+
+
+def test_iter_encode_rejects_a_misaligned_chunk(micro_vae):
+    chunks = iter((random_video(1, 5), random_video(1, 3)))
+    with pytest.raises(ValueError, match="pixel chunk 1 has 3 frames"):
+        list(micro_vae.iter_encode(chunks))

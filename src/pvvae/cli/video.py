@@ -1,14 +1,21 @@
-"""``pvvae reconstruct`` and ``pvvae predict``: run a trained VAE on a video file.
+"""``pvvae reconstruct | predict | encode | decode``: run a trained VAE on files, streamed.
+
+Every verb reads frames lazily, encodes and decodes chunk by chunk and writes frames as they
+come (:mod:`pvvae.inference.stream`), so memory stays flat in the video length; a progress bar
+shows frames, fps and ETA. Large frames are tiled (``--tiling auto`` tiles frames with a side
+above 1024 pixels).
 
 Spatial rule: with ``--size S`` the short side is resized to S and a centred S x S square is
 cropped (the evaluation rule of :func:`pvvae.data.resize_and_crop`); without it, each side is
 centre-cropped to the largest multiple of 16 (:func:`pvvae.data.fit_to_multiple`, no
-resampling). Any frame count works: the model pads to 1 + 4k and trims back.
+resampling). Any frame count works: the last chunk is padded and the output trimmed back.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -19,8 +26,17 @@ from pvvae.data.video_io import (
     resize_and_crop,
     to_model_range,
     video_info,
-    write_video,
 )
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUTO_TILE_ABOVE = 1024  # pixels: --tiling auto tiles frames with a longer side
+
+
+def prepare_frames(frames: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3) -> model input (1, 3, T, H', W') in [-1, 1] (module rule)."""
+    if size:
+        frames = resize_and_crop(frames, size)  # (T, S, S, 3)
+    return fit_to_multiple(to_model_range(frames)).unsqueeze(0)  # (1, 3, T, H', W')
 
 
 def load_clip(
@@ -30,73 +46,233 @@ def load_clip(
     frames = read_video(path, start=start, num_frames=num_frames)  # (T, H, W, 3) uint8
     if len(frames) == 0:
         raise ValueError(f"{path}: no frame at or after frame {start}")
-    if size:
-        frames = resize_and_crop(frames, size)  # (T, S, S, 3)
-    return fit_to_multiple(to_model_range(frames)).unsqueeze(0)  # (1, 3, T, H, W)
+    return prepare_frames(frames, size)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("checkpoint", help="model folder, checkpoint folder or run folder")
-    common.add_argument("input", help="input video file")
-    common.add_argument("output", help="output mp4")
-    common.add_argument("--size", type=int, help="short-side resize + centre crop to SIZE")
-    common.add_argument("--max-frames", type=int, help="read at most this many frames")
-    common.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    common.add_argument("--tiling", action="store_true", help="spatial tiling for large frames")
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("checkpoint", help="model folder, checkpoint folder or run folder")
+    run = argparse.ArgumentParser(add_help=False)
+    run.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    run.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="inference precision")
+    run.add_argument(
+        "--tiling", choices=["auto", "on", "off"], default="auto",
+        help=f"spatial tiling (auto: frames with a side above {AUTO_TILE_ABOVE} px)",
+    )
+    run.add_argument("--chunk", type=int, default=4, help="latent frames per streamed chunk")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    video_in = argparse.ArgumentParser(add_help=False)
+    video_in.add_argument("input", help="input video file")
+    video_in.add_argument("output", help="output file")
+    video_in.add_argument("--size", type=int, help="short-side resize + centre crop to SIZE")
+    video_in.add_argument("--max-frames", type=int, help="read at most this many frames")
+    both = [model, video_in, run]
 
-    p = sub.add_parser("reconstruct", parents=[common], help="encode and decode a video")
+    p = sub.add_parser("reconstruct", parents=both, help="encode and decode a video (streamed)")
     p.set_defaults(func=run_reconstruct)
-    p = sub.add_parser("predict", parents=[common], help="observe N frames, predict the rest")
+    p = sub.add_parser("predict", parents=both, help="observe N frames, predict the rest")
     p.add_argument("--observe", type=int, required=True, help="frames the encoder sees")
     p.add_argument(
         "--future", type=int, help="frames to predict (default: the rest of the read clip)"
     )
     p.set_defaults(func=run_predict)
+    p = sub.add_parser("encode", parents=both, help="video -> latents (.safetensors, streamed)")
+    p.set_defaults(func=run_encode)
+    p = sub.add_parser("decode", parents=[model, run], help="latents (.safetensors) -> mp4")
+    p.add_argument("input", help="latent file written by `pvvae encode`")
+    p.add_argument("output", help="output mp4")
+    p.set_defaults(func=run_decode)
 
 
-def _prepare(args: argparse.Namespace):
-    from pvvae.eval.metrics.psnr_ssim import compute_psnr
-    from pvvae.training.checkpoint import load_model
-    from pvvae.training.trainer import resolve_device
+class _Session:
+    """The model, device and options of one CLI run, and the helpers every verb shares."""
 
-    device = resolve_device(args.device)
-    vae = load_model(args.checkpoint, device)
-    if args.tiling:
-        vae.enable_tiling()
-    return vae, device, compute_psnr
+    def __init__(self, args: argparse.Namespace) -> None:
+        from pvvae.training.checkpoint import load_model
+        from pvvae.training.distributed import resolve_device
+
+        if args.chunk < 1:
+            raise ValueError(f"--chunk must be >= 1 latent frame, got {args.chunk}")
+        self.args = args
+        self.device, self.dtype = resolve_device(args.device), DTYPES[args.dtype]
+        self.vae = load_model(args.checkpoint, self.device).to(self.dtype)
+        self.vae.set_chunk_size(args.chunk)
+        if args.tiling == "on":
+            self.vae.enable_tiling()
+
+    def configure_tiling(self, height: int, width: int) -> None:
+        """Turn tiling on for large frames under ``--tiling auto``."""
+        if self.args.tiling == "auto" and max(height, width) > AUTO_TILE_ABOVE:
+            self.vae.enable_tiling()
+
+    def chunks(self, frames: Iterator[torch.Tensor], real: list[int]):
+        """Model-ready pixel chunks (1, 3, n, H, W) of uint8 frames; appends real counts."""
+        from pvvae.inference.stream import group_frames
+
+        ct, n = self.vae.temporal_compression, self.args.chunk
+        for chunk, n_real in group_frames(frames, 1 + ct * (n - 1), ct * n, ct):
+            x = prepare_frames(chunk, getattr(self.args, "size", None))
+            if not real:
+                self.configure_tiling(*x.shape[-2:])
+            real.append(n_real)
+            yield x.to(self.device, self.dtype)
+
+    def progress(self, total: int | None, desc: str):
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit="frame", disable=self.args.no_progress)
+
+
+def _frames(args: argparse.Namespace, start: int = 0, stop: int | None = None):
+    """Lazy uint8 frames start..stop-1 of the input, never past --max-frames."""
+    from pvvae.data.video_stream import iter_frames
+
+    stops = [v for v in (stop, args.max_frames) if v is not None]
+    count = max(min(stops) - start, 0) if stops else None
+    return iter_frames(args.input, start=start, num_frames=count)
+
+
+def _expected_frames(args: argparse.Namespace) -> tuple[int, float]:
+    info = video_info(args.input)  # the header's count: for the progress bar only
+    total = info.num_frames if args.max_frames is None else min(info.num_frames, args.max_frames)
+    return total, info.fps or 8
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    vae, device, compute_psnr = _prepare(args)
-    x = load_clip(args.input, args.max_frames, args.size).to(device)
-    with torch.no_grad():
-        x_hat = vae(x).sample
-    fps = video_info(args.input).fps or 8
-    write_video(args.output, x_hat[0].cpu(), fps=fps)
-    print(
-        f"{args.output}: {tuple(x.shape[2:])} frames x H x W, PSNR {compute_psnr(x_hat, x):.2f} dB"
-    )
+    from pvvae.data.video_stream import VideoWriter
+    from pvvae.eval.metrics.psnr_ssim import compute_psnr
+    from pvvae.inference.stream import reconstruct_chunks
+
+    s = _Session(args)
+    total, fps = _expected_frames(args)
+    real: list[int] = []
+    inputs: list[torch.Tensor] = []  # the chunk being decoded (for PSNR), one at a time
+    chunks = (inputs.append(x) or x for x in s.chunks(_frames(args), real))
+    psnr_sum = frames = 0
+    with VideoWriter(args.output, fps=fps) as writer, s.progress(total, "reconstruct") as bar:
+        with torch.no_grad():
+            for x_hat in reconstruct_chunks(s.vae, chunks):
+                n, x = real.pop(0), inputs.pop(0)
+                x_hat = x_hat[:, :, :n].float().cpu()
+                writer.write(x_hat[0])
+                psnr_sum += compute_psnr(x_hat, x[:, :, :n].float().cpu()) * n
+                frames += n
+                bar.update(n)
+    print(f"{args.output}: {frames} frames, PSNR {psnr_sum / max(frames, 1):.2f} dB")
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    vae, device, compute_psnr = _prepare(args)
-    x = load_clip(args.input, args.max_frames, args.size).to(device)
-    n = args.observe
-    if not 1 <= n <= x.shape[2]:
-        raise ValueError(f"--observe {n} must be between 1 and the {x.shape[2]} frames read")
-    future = args.future if args.future is not None else x.shape[2] - n
-    out = vae.predict(x[:, :, :n], future)  # (1, 3, n + future, H, W)
-    fps = video_info(args.input).fps or 8
-    write_video(args.output, out[0].cpu(), fps=fps)
-    known = min(out.shape[2], x.shape[2])
-    msg = f"{args.output}: observed {n} frames, predicted {future}"
-    if known > n:  # ground truth exists for part of the prediction
-        copy_last = x[:, :, n - 1 : n].expand(-1, -1, known - n, -1, -1)
-        msg += (
-            f"; PSNR on predicted frames {compute_psnr(out[:, :, n:known], x[:, :, n:known]):.2f}"
-            f" dB (copy-last-frame baseline {compute_psnr(copy_last, x[:, :, n:known]):.2f} dB)"
+    from pvvae.data.video_stream import VideoWriter
+    from pvvae.inference.stream import predict_chunks
+
+    s = _Session(args)
+    n_obs, ct = args.observe, s.vae.temporal_compression
+    total, fps = _expected_frames(args)
+    if not 1 <= n_obs <= total:
+        raise ValueError(f"--observe {n_obs} must be between 1 and the {total} frames read")
+    future = args.future if args.future is not None else total - n_obs
+    encoded = 1 + ct * ((n_obs - 1) // ct)  # the encoder sees the longest 1 + 4m prefix
+    out_total, written = n_obs + future, 0
+    real: list[int] = []
+    observed = s.chunks(_frames(args, stop=encoded), real)
+    truth = _frames(args, start=encoded)  # ground truth after the prefix, where the file has it
+    score = _PredictionScore(_take(_frames(args, n_obs - 1, n_obs), 1, args.size), n_obs)
+    with VideoWriter(args.output, fps=fps) as writer, s.progress(out_total, "predict") as bar:
+        with torch.no_grad():
+            for x_hat in predict_chunks(s.vae, observed, lambda: out_total - encoded):
+                keep = real.pop(0) if real else min(x_hat.shape[2], out_total - written)
+                x_hat = x_hat[:, :, :keep].float().cpu()
+                writer.write(x_hat[0])
+                if written >= encoded:  # a predicted chunk
+                    score.add(x_hat, _take(truth, keep, args.size), written)
+                written += keep
+                bar.update(keep)
+    print(f"{args.output}: observed {n_obs} frames, predicted {future}{score.summary()}")
+    return 0
+
+
+class _PredictionScore:
+    """PSNR of predicted frames (after the observed ones) against the file, and of the
+    copy-last-observed-frame baseline, accumulated chunk by chunk."""
+
+    def __init__(self, last_observed: torch.Tensor, n_obs: int) -> None:
+        self.last, self.n_obs = last_observed, n_obs  # (1, 3, 1, H, W)
+        self.pred = self.copy = 0.0
+        self.frames = 0
+
+    def add(self, x_hat: torch.Tensor, truth: torch.Tensor | None, first_index: int) -> None:
+        """x_hat (1, 3, n, H, W) holds frames first_index..; truth the same frames or fewer."""
+        from pvvae.eval.metrics.psnr_ssim import compute_psnr
+
+        skip = max(self.n_obs - first_index, 0)  # frames observed but not encoded
+        k = 0 if truth is None else min(truth.shape[2], x_hat.shape[2]) - skip
+        if k <= 0:
+            return
+        ref = truth[:, :, skip : skip + k]
+        self.pred += compute_psnr(x_hat[:, :, skip : skip + k], ref) * k
+        self.copy += compute_psnr(self.last.expand(-1, -1, k, -1, -1), ref) * k
+        self.frames += k
+
+    def summary(self) -> str:
+        if not self.frames:
+            return ""
+        return (
+            f"; PSNR on predicted frames {self.pred / self.frames:.2f} dB"
+            f" (copy-last-frame baseline {self.copy / self.frames:.2f} dB)"
         )
-    print(msg)
+
+
+def _take(frames: Iterator[torch.Tensor], n: int, size: int | None) -> torch.Tensor | None:
+    """The next up-to-n frames of an iterator as a model-range (1, 3, n', H, W), or None."""
+    got = list(itertools.islice(frames, n))
+    return prepare_frames(torch.stack(got), size) if got else None
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    from pvvae.inference.latent_file import LatentWriter
+
+    s = _Session(args)
+    total, fps = _expected_frames(args)
+    real: list[int] = []
+    latent_frames = 0
+    with LatentWriter(args.output, {"fps": fps}) as writer, s.progress(total, "encode") as bar:
+        with torch.no_grad():
+            for posterior in s.vae.iter_encode(s.chunks(_frames(args), real)):
+                z = posterior.mode().float()  # (1, Cz, m, h, w), raw latents
+                writer.write(z)
+                latent_frames += z.shape[2]
+                bar.update(real[-1])
+        sf = s.vae.spatial_compression
+        writer.metadata.update(
+            num_frames=sum(real), height=z.shape[-2] * sf, width=z.shape[-1] * sf
+        )
+    shape = (latent_frames, z.shape[1], *z.shape[-2:])
+    print(f"{args.output}: {sum(real)} frames -> latent_frames {shape} (t, Cz, h, w)")
+    return 0
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    from pvvae.data.video_stream import VideoWriter
+    from pvvae.inference.latent_file import iter_latent_chunks, latent_metadata
+
+    s = _Session(args)
+    meta = latent_metadata(args.input)
+    num_frames = int(meta.get("num_frames", 0)) or None
+    s.configure_tiling(int(meta.get("height", 0)), int(meta.get("width", 0)))
+    n = args.chunk
+    latents = (
+        z.to(s.device, s.dtype) for z in iter_latent_chunks(args.input, n, n)
+    )
+    written = 0
+    fps = float(meta.get("fps", 8))
+    with VideoWriter(args.output, fps=fps) as writer, s.progress(num_frames, "decode") as bar:
+        with torch.no_grad():
+            for x_hat in s.vae.iter_decode(latents):
+                keep = x_hat.shape[2] if num_frames is None else num_frames - written
+                x_hat = x_hat[:, :, :keep].float().cpu()
+                writer.write(x_hat[0])
+                written += x_hat.shape[2]
+                bar.update(x_hat.shape[2])
+    print(f"{args.output}: {written} frames")
     return 0

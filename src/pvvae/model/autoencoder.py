@@ -19,21 +19,16 @@ and inference share them: a learnable padding token (:meth:`pad_latents`) and
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.autoencoders.vae import DecoderOutput
-from diffusers.models.modeling_outputs import AutoencoderKLOutput
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor, nn
 
 from pvvae.model.blocks import FrameAttention
-from pvvae.model.causal import CausalState, ChunkContext
 from pvvae.model.common import PAD_MODES, VideoVAEMixin  # noqa: F401 (PAD_MODES re-exported)
-from pvvae.model.distributions import DiagonalGaussian
 from pvvae.model.networks import Decoder, Encoder
-from pvvae.model.tiling import tiled_apply
 
 
 class PVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
@@ -62,8 +57,11 @@ class PVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
             used by :meth:`normalize` / :meth:`denormalize`; ``None`` means 0 and 1.
     """
 
-    _supports_gradient_checkpointing = False
+    _supports_gradient_checkpointing = True  # per residual / mid block (networks.run_block)
     _repeated_blocks = ["ResBlock", "FrameAttention"]  # checkpointing / FSDP units
+    # Blocks that accelerate's device_map must keep on one device (each owns a skip sum or
+    # an attention over the whole frame).
+    _no_split_modules = ["ResBlock", "MidBlock", "Downsample", "Upsample"]
 
     @register_to_config
     def __init__(
@@ -149,155 +147,3 @@ class PVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
     def get_last_layer(self) -> Tensor:
         """The decoder's last weight (the adaptive GAN weight is measured there)."""
         return self.decoder.conv_out.conv.weight
-
-    # ------------------------------------------------------------------ input handling
-    def check_pixels(self, x: Tensor) -> None:
-        """Raise a ValueError naming the problem if ``x`` is not a valid pixel batch."""
-        if x.ndim != 5:
-            hint = " For images use x.unsqueeze(2) (T = 1)." if x.ndim == 4 else ""
-            raise ValueError(
-                f"expected pixels of shape (B, C, T, H, W), got {tuple(x.shape)}.{hint}"
-            )
-        if x.shape[1] != self.config.in_channels:
-            raise ValueError(
-                f"expected {self.config.in_channels} channels in dim 1 (B, C, T, H, W), got "
-                f"shape {tuple(x.shape)}; channel-last input needs x.permute(0, 4, 1, 2, 3)"
-            )
-        s = self.spatial_compression
-        if x.shape[3] % s or x.shape[4] % s:
-            raise ValueError(
-                f"height and width must be multiples of {s}, got {x.shape[3]}x{x.shape[4]}; "
-                "resize or crop first (pvvae.data.fit_to_multiple)"
-            )
-        lo, hi = float(x.min()), float(x.max())
-        if lo < -1.001 or hi > 1.001:
-            raise ValueError(
-                f"pixel values must lie in [-1, 1], got [{lo:.3g}, {hi:.3g}]; "
-                "uint8 frames map with x / 127.5 - 1"
-            )
-
-    # ------------------------------------------------------------------ encoding
-    def encode(
-        self, x: Tensor, return_dict: bool = True
-    ) -> AutoencoderKLOutput | tuple[DiagonalGaussian]:
-        """Encode pixels to the posterior over **raw** (un-normalised) latents.
-
-        Args:
-            x: (B, 3, T, H, W) in [-1, 1]; T not of the form 1 + 4k is padded by repeating
-                the last frame; H and W multiples of 16.
-        Returns:
-            ``AutoencoderKLOutput(latent_dist=DiagonalGaussian)`` with latents of shape
-            (B, Cz, 1 + ceil((T - 1) / 4), H / 16, W / 16), or a 1-tuple if not return_dict.
-        """
-        self.check_pixels(x)
-        x = self.pad_frames(x)
-        if self.use_slicing and x.shape[0] > 1:
-            params = torch.cat([self._encode_tiled(xi) for xi in x.split(1)])
-        else:
-            params = self._encode_tiled(x)
-        posterior = DiagonalGaussian(params)
-        return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
-
-    def encode_chunk(
-        self, x: Tensor, state: CausalState | None = None
-    ) -> tuple[DiagonalGaussian, CausalState]:
-        """Encode one temporal chunk of a stream; pass the returned state with the next chunk.
-
-        Args:
-            x: (B, 3, n, H, W). The first chunk holds 1 + 4m frames, later chunks 4m frames.
-            state: None for the first chunk.
-        Returns:
-            the posterior of this chunk's latents, (B, Cz, 1 + m or m, h, w), and the new state.
-        """
-        ctx = ChunkContext(state, x.shape[2])
-        posterior = DiagonalGaussian(self.encoder(x, ctx, self.slice_frames))
-        return posterior, ctx.next_state()
-
-    def _encode_tiled(self, x: Tensor) -> Tensor:
-        """Posterior parameters (B, 2Cz, t, h, w) of valid-length pixels, tiled if enabled."""
-        if self.use_tiling and max(x.shape[-2:]) > self.tile_size:
-            scale = 1.0 / self.spatial_compression
-            return tiled_apply(self._encode_stream, x, self.tile_size, self.tile_stride, scale)
-        return self._encode_stream(x)
-
-    def _encode_stream(self, x: Tensor) -> Tensor:
-        """Posterior parameters of x (B, 3, 1 + 4k, H, W) in temporal chunks."""
-        if self.chunk_latent_frames is None:
-            return self.encoder(x, slice_frames=self.slice_frames)
-        ct, n = self.temporal_compression, self.chunk_latent_frames
-        bounds = [0, 1 + ct * (n - 1)]
-        while bounds[-1] < x.shape[2]:
-            bounds.append(bounds[-1] + ct * n)
-        state, outs = None, []
-        for start, stop in zip(bounds[:-1], bounds[1:]):
-            posterior, state = self.encode_chunk(x[:, :, start:stop], state)
-            outs.append(posterior.parameters)
-        return torch.cat(outs, dim=2)  # (B, 2Cz, t, h, w)
-
-    # ------------------------------------------------------------------ decoding
-    def decode(self, z: Tensor, return_dict: bool = True) -> DecoderOutput | tuple[Tensor]:
-        """Decode raw latents (B, Cz, t, h, w) to pixels (B, 3, 1 + 4(t - 1), 16h, 16w).
-
-        Processed in temporal chunks (and tiles / slices when enabled), so activation memory
-        does not grow with t. For very long videos, :meth:`iter_decode` yields the pixels
-        chunk by chunk instead of holding all of them.
-        """
-        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
-            raise ValueError(
-                f"expected latents (B, {self.config.latent_channels}, t, h, w), "
-                f"got {tuple(z.shape)}"
-            )
-        if self.use_slicing and z.shape[0] > 1:
-            x = torch.cat([self._decode_tiled(zi) for zi in z.split(1)])
-        else:
-            x = self._decode_tiled(z)
-        return DecoderOutput(sample=x) if return_dict else (x,)
-
-    def decode_chunk(
-        self, z: Tensor, state: CausalState | None = None
-    ) -> tuple[Tensor, CausalState]:
-        """Decode one temporal chunk of latents (B, Cz, m, h, w) of a stream.
-
-        Returns the pixels, (B, 3, 1 + 4(m - 1), H, W) for the first chunk and
-        (B, 3, 4m, H, W) after it, and the state to pass with the next chunk.
-        """
-        ctx = ChunkContext(state, z.shape[2])
-        return self.decoder(z, ctx, self.slice_frames), ctx.next_state()
-
-    def iter_decode(self, z: Tensor) -> Iterator[Tensor]:
-        """Yield decoded pixel chunks of (B, Cz, t, h, w) latents, oldest first (no tiling)."""
-        n = self.chunk_latent_frames or z.shape[2]
-        state = None
-        for zc in z.split(n, dim=2):
-            x, state = self.decode_chunk(zc, state)
-            yield x
-            del x  # not held while the next chunk is decoded
-
-    def _decode_tiled(self, z: Tensor) -> Tensor:
-        s = self.spatial_compression
-        if self.use_tiling and max(z.shape[-2:]) * s > self.tile_size:
-            tile, stride = self.tile_size // s, self.tile_stride // s
-            return tiled_apply(self._decode_stream, z, tile, stride, float(s))
-        return self._decode_stream(z)
-
-    def _decode_stream(self, z: Tensor) -> Tensor:
-        if self.chunk_latent_frames is None:
-            return self.decoder(z, slice_frames=self.slice_frames)
-        return torch.cat(list(self.iter_decode(z)), dim=2)  # (B, 3, T, H, W)
-
-    # ------------------------------------------------------------------ full pass
-    def forward(
-        self,
-        sample: Tensor,
-        sample_posterior: bool = False,
-        generator: torch.Generator | None = None,
-        return_dict: bool = True,
-    ) -> DecoderOutput | tuple[Tensor]:
-        """Reconstruct ``sample`` (B, 3, T, H, W); the output has the same shape.
-
-        Uses the posterior mode unless ``sample_posterior``.
-        """
-        posterior = self.encode(sample).latent_dist
-        z = posterior.sample(generator) if sample_posterior else posterior.mode()
-        x = self.decode(z).sample[:, :, : sample.shape[2]]
-        return DecoderOutput(sample=x) if return_dict else (x,)

@@ -126,7 +126,7 @@ class Downsample(nn.Module):
 
     def _average(self, x: Tensor, ctx: ChunkContext | None) -> Tensor:
         """The shortcut: (B, C, T, H, W) -> (B, C, T', H/2, W/2) block means."""
-        x = F.avg_pool3d(x, (1, 2, 2))  # (B, C, T, H/2, W/2)
+        x = rearrange(x, "b c t (h h2) (w w2) -> b c t h w (h2 w2)", h2=2, w2=2).mean(dim=-1)
         if self.temporal is None:
             return x
         pairs = causal_window(self, x, ctx, kt=2, st=2)  # first frame doubled on a first chunk

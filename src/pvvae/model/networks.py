@@ -21,7 +21,38 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pvvae.model.blocks import ChannelRMSNorm, Downsample, MidBlock, ResBlock, Upsample
-from pvvae.model.causal import CausalConv3d, ChunkContext, run_sliced
+from pvvae.model.causal import CausalConv3d, CausalState, ChunkContext, run_sliced
+
+
+def run_block(owner: nn.Module, block: nn.Module, h: Tensor, ctx: ChunkContext | None) -> Tensor:
+    """``block(h, ctx)``, under activation checkpointing when ``owner.gradient_checkpointing``.
+
+    ``owner`` (the encoder or decoder) holds the flag and the checkpoint function that
+    diffusers' ``enable_gradient_checkpointing`` sets. Streaming tails: the block reads its
+    layers' tails from a private copy of the previous state, so that the backward-time
+    recomputation reads them again (the shared state hands each tail out once) and its
+    rewrites go to a throwaway context; the first run's tails are handed on to ``ctx``.
+    h: (B, C, T, H, W) -> the block's output.
+    """
+    if not (owner.gradient_checkpointing and torch.is_grad_enabled()):
+        return block(h, ctx)
+    checkpoint = owner._gradient_checkpointing_func
+    if ctx is None:
+        return checkpoint(block, h)
+    mine = {m: ctx.read(m) for m in block.modules() if m in ctx.prev.tails}
+    state = CausalState(mine, ctx.prev.frames)
+    written: list[CausalState] = []
+
+    def step(x: Tensor) -> Tensor:
+        sub = ChunkContext(state.copy(), ctx.num_frames)
+        out = block(x, sub)
+        written.append(sub.next_state())
+        return out
+
+    out = checkpoint(step, h)
+    for layer, tail in written.pop(0).tails.items():
+        ctx.write(layer, tail)
+    return out
 
 
 class PatchShortcut(nn.Module):
@@ -107,6 +138,7 @@ class Encoder(nn.Module):
         self.mid = MidBlock(prev)
         self.norm_out = ChannelRMSNorm(prev)
         self.conv_out = CausalConv3d(prev, out_channels, 3)
+        self.gradient_checkpointing = False  # set by PVVAE.enable_gradient_checkpointing
 
     def forward(
         self, x: Tensor, ctx: ChunkContext | None = None, slice_frames: int | None = None
@@ -123,7 +155,7 @@ class Encoder(nn.Module):
             h = run_sliced(head, x, ctx, slice_frames)
         else:
             h = self._run_levels(0, split, x, ctx)
-        h = self.mid(self._run_levels(split, len(self.stages), h, ctx), ctx)
+        h = run_block(self, self.mid, self._run_levels(split, len(self.stages), h, ctx), ctx)
         h = self.conv_out(F.silu(self.norm_out(h)), ctx)
         return h if self.shortcut is None else h + self.shortcut(x, ctx)
 
@@ -133,7 +165,7 @@ class Encoder(nn.Module):
             h = self.conv_in(h, ctx)
         for level in range(start, stop):
             for block in self.stages[level]:
-                h = block(h, ctx)
+                h = run_block(self, block, h, ctx)
             if level < len(self.downs):
                 h = self.downs[level](h, ctx)
         return h
@@ -186,6 +218,7 @@ class Decoder(nn.Module):
                 self.ups.append(Upsample(prev, temporal_upsample[level - 1], resample_shortcut))
         self.norm_out = ChannelRMSNorm(prev)
         self.conv_out = CausalConv3d(prev, out_channels, 3)
+        self.gradient_checkpointing = False  # set by PVVAE.enable_gradient_checkpointing
 
     def forward(
         self, z: Tensor, ctx: ChunkContext | None = None, slice_frames: int | None = None
@@ -197,7 +230,8 @@ class Decoder(nn.Module):
         :func:`~pvvae.model.causal.run_sliced`): the full-resolution stages, where activations
         are largest, then hold one slice instead of the 4x longer chunk. Same output.
         """
-        h = self._run_from(0, self.mid(self.conv_in(z, ctx), ctx), ctx, slice_frames)
+        h = run_block(self, self.mid, self.conv_in(z, ctx), ctx)
+        h = self._run_from(0, h, ctx, slice_frames)
         return h if self.shortcut is None else h + self.shortcut(z, ctx)
 
     def _run_from(
@@ -206,7 +240,7 @@ class Decoder(nn.Module):
         """Stages ``level``.. (with their upsamplings) and the output head on features h."""
         for i in range(level, len(self.stages)):
             for block in self.stages[i]:
-                h = block(h, ctx)
+                h = run_block(self, block, h, ctx)
             if i == len(self.ups):
                 break
             if slice_frames and self.ups[i].temporal is not None:

@@ -38,12 +38,19 @@ def _ramp(length: int, overlap: int, ramp_start: bool, ramp_end: bool) -> Tensor
 
 
 def tiled_apply(
-    fn: Callable[[Tensor], Tensor], x: Tensor, tile: int, stride: int, scale: float
+    fn: Callable[..., Tensor],
+    x: Tensor,
+    tile: int,
+    stride: int,
+    scale: float,
+    keyed: bool = False,
 ) -> Tensor:
     """Apply ``fn`` on overlapping spatial tiles of ``x`` and blend the results.
 
     Args:
-        fn: maps (B, C, T, h, w) -> (B, C', T', h * scale, w * scale).
+        fn: maps (B, C, T, h, w) -> (B, C', T', h * scale, w * scale). With ``keyed``, it
+            is called as ``fn(tile, (top, left))``, so that a streaming caller can keep one
+            causal state per tile position across temporal chunks.
         x: (B, C, T, H, W); H and W, ``tile`` and ``stride`` are in ``x``'s pixels.
         tile, stride: tile side and step; ``tile - stride`` is the overlap.
         scale: output pixels per input pixel (1/16 to encode, 16 to decode).
@@ -57,7 +64,8 @@ def tiled_apply(
     out = weight_sum = None
     for top in rows:
         for left in cols:
-            y = fn(x[..., top : top + tile, left : left + tile])  # (B, C', T', th, tw)
+            piece = x[..., top : top + tile, left : left + tile]
+            y = fn(piece, (top, left)) if keyed else fn(piece)  # (B, C', T', th, tw)
             if out is None:
                 out_shape = (*y.shape[:3], round(height * scale), round(width * scale))
                 out = y.new_zeros(out_shape)

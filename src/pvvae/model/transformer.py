@@ -48,7 +48,6 @@ from diffusers.models.modeling_utils import ModelMixin
 from einops import rearrange
 from torch import Tensor, nn
 
-from pvvae.model.autoencoder import PVVAE
 from pvvae.model.causal import ChunkContext
 from pvvae.model.common import VideoVAEMixin
 
@@ -305,11 +304,10 @@ class TransformerPVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
         rope_theta: base of the rotary frequencies.
         pad_mode, latents_mean, latents_std: as in :class:`PVVAE`.
 
-    Encoding, decoding, chunked streaming, slicing, tiling and :meth:`forward` are
-    :class:`PVVAE`'s own methods (see the assignments in the class body), which reach the
-    networks only through ``encoder(x, ctx, slice_frames)`` / ``decoder(z, ctx,
-    slice_frames)``; prediction, padding and latent statistics come from
-    :class:`~pvvae.model.common.VideoVAEMixin`.
+    Encoding, decoding, chunked streaming, slicing, tiling, :meth:`forward`, prediction,
+    padding and latent statistics come from :class:`~pvvae.model.common.VideoVAEMixin`,
+    shared with :class:`PVVAE`; they reach the networks only through
+    ``encoder(x, ctx, slice_frames)`` / ``decoder(z, ctx, slice_frames)``.
     """
 
     _supports_gradient_checkpointing = True
@@ -387,18 +385,3 @@ class TransformerPVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
     def get_last_layer(self) -> Tensor:
         """The decoder's last weight (the adaptive GAN weight is measured there)."""
         return self.decoder.proj_out.weight
-
-    # ------------------------------------------------------------------ shared with PVVAE
-    # PVVAE's inference path, unchanged: these methods move into VideoVAEMixin once the
-    # concurrent edits of PVVAE's encode / decode (issue 14) have landed.
-    check_pixels = PVVAE.check_pixels
-    encode = PVVAE.encode
-    encode_chunk = PVVAE.encode_chunk
-    _encode_tiled = PVVAE._encode_tiled
-    _encode_stream = PVVAE._encode_stream
-    decode = PVVAE.decode
-    decode_chunk = PVVAE.decode_chunk
-    iter_decode = PVVAE.iter_decode
-    _decode_tiled = PVVAE._decode_tiled
-    _decode_stream = PVVAE._decode_stream
-    forward = PVVAE.forward

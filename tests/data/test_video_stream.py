@@ -1,0 +1,21 @@
+import torch
+
+from pvvae.data.samples import sample_video_path
+from pvvae.data.video_io import read_video, write_video
+from pvvae.data.video_stream import VideoWriter, iter_frames
+
+
+def test_iter_frames_equals_read_video():
+    path = sample_video_path("bikes")
+    frames = torch.stack(list(iter_frames(path, start=3, num_frames=4)))
+    assert torch.equal(frames, read_video(path, start=3, num_frames=4))
+
+
+def test_writer_in_chunks_equals_write_video(tmp_path):
+    video = torch.rand(3, 9, 32, 48) * 2 - 1
+    write_video(tmp_path / "whole.mp4", video, fps=8)
+    with VideoWriter(tmp_path / "chunks.mp4", fps=8) as writer:
+        for chunk in video.split([1, 4, 4], dim=1):
+            writer.write(chunk)
+    assert writer.frames_written == 9
+    assert torch.equal(read_video(tmp_path / "chunks.mp4"), read_video(tmp_path / "whole.mp4"))
