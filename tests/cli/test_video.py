@@ -104,3 +104,15 @@ def test_encode_then_decode_matches_the_model(tmp_path, model_dir, capsys):
     assert main(["decode", str(model_dir), str(latents), str(out), *common]) == 0
     assert read_video(out).shape == (7, 32, 32, 3)
     assert "7 frames" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("size", "hint"), [("-5", "multiple of 16"), ("40", "multiple of 16 (e.g. 32)"),
+                                            ("abc", "not a whole number")])
+def test_bad_size_is_one_line(tmp_path, model_dir, capsys, size, hint):
+    """--size must be a positive multiple of 16: said in one line, not cropped silently."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reconstruct", str(model_dir), str(sample_video_path("bikes")),
+              str(tmp_path / "o.mp4"), "--size", size])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert hint in err[-1] and "Traceback" not in "\n".join(err)

@@ -32,6 +32,19 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_TILE_ABOVE = 1024  # pixels: --tiling auto tiles frames with a longer side
 
 
+def frame_size(text: str) -> int:
+    """argparse type of ``--size``: a positive multiple of 16 (the spatial compression)."""
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size {text!r} is not a whole number") from None
+    if size <= 0 or size % 16:
+        raise argparse.ArgumentTypeError(
+            f"--size {size}: use a positive multiple of 16 (e.g. {max(16, 16 * round(size / 16))})"
+        )
+    return size
+
+
 def prepare_frames(frames: torch.Tensor, size: int | None = None) -> torch.Tensor:
     """uint8 frames (T, H, W, 3) -> model input (1, 3, T, H', W') in [-1, 1] (module rule)."""
     if size:
@@ -64,7 +77,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     video_in = argparse.ArgumentParser(add_help=False)
     video_in.add_argument("input", help="input video file")
     video_in.add_argument("output", help="output file")
-    video_in.add_argument("--size", type=int, help="short-side resize + centre crop to SIZE")
+    video_in.add_argument("--size", type=frame_size,
+                          help="short-side resize + centre crop to SIZE (a multiple of 16)")
     video_in.add_argument("--max-frames", type=int, help="read at most this many frames")
     both = [model, video_in, run]
 
