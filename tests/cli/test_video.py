@@ -106,8 +106,10 @@ def test_encode_then_decode_matches_the_model(tmp_path, model_dir, capsys):
     assert "7 frames" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("size", "hint"), [("-5", "multiple of 16"), ("40", "multiple of 16 (e.g. 32)"),
-                                            ("abc", "not a whole number")])
+@pytest.mark.parametrize(
+    ("size", "hint"),
+    [("-5", "multiple of 16"), ("40", "multiple of 16 (e.g. 32)"), ("abc", "not a whole number")],
+)
 def test_bad_size_is_one_line(tmp_path, model_dir, capsys, size, hint):
     """--size must be a positive multiple of 16: said in one line, not cropped silently."""
     with pytest.raises(SystemExit) as exit_info:
