@@ -71,13 +71,17 @@ def class_of_folder(folder: str | Path) -> type:
     Raises:
         ValueError: the folder holds a model of another library (or a damaged config).
     """
-    config = Path(folder) / "config.json"
-    name = read_config_json(folder).get("_class_name")
+    return class_of_config(read_config_json(folder), Path(folder) / "config.json")
+
+
+def class_of_config(config: dict, source: str | Path) -> type:
+    """The model class named by a read ``config.json`` (``_class_name``) from ``source``."""
+    name = config.get("_class_name")
     for arch in ARCHITECTURES:
         cls = model_class(arch)
         if cls.__name__ == name:
             return cls
-    raise ValueError(f"{config} describes {name!r}, not a PV-VAE model ({class_names()})")
+    raise ValueError(f"{source} describes {name!r}, not a PV-VAE model ({class_names()})")
 
 
 def from_preset(name: str):

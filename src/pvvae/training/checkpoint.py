@@ -186,11 +186,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", use_ema: bo
     missing or unexpected weight, or a NaN/Inf weight is a ``ValueError`` naming the file, so
     an edited ``config.json`` can never load a different model silently.
     """
-    from pvvae.model.registry import class_of_folder
-
     folder = model_folder(path, use_ema)
-    cls = class_of_folder(folder)
-    config = read_model_config(folder, cls)
+    cls, config = read_model_config(folder)
     try:
         model = cls.from_config(config)
     except (TypeError, ValueError) as e:
@@ -200,17 +197,19 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", use_ema: bo
     return model.to(device).eval()
 
 
-def read_model_config(folder: Path, cls: type) -> dict[str, Any]:
-    """``folder/config.json`` as a dict whose keys ``cls.__init__`` all accepts."""
-    from pvvae.model.registry import read_config_json
+def read_model_config(folder: Path) -> tuple[type, dict[str, Any]]:
+    """The model class ``folder/config.json`` names and the config, whose keys that class's
+    ``__init__`` all accepts (the file is read once)."""
+    from pvvae.model.registry import class_of_config, read_config_json
 
     file = folder / "config.json"
     config = read_config_json(folder)
+    cls = class_of_config(config, file)
     valid = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(k for k in config if not k.startswith("_") and k not in valid)
     if unknown:
         raise ValueError(f"{file}: unknown key(s) {unknown} for {cls.__name__}")
-    return config
+    return cls, config
 
 
 def read_weights(file: Path) -> dict[str, Tensor]:
