@@ -1,0 +1,303 @@
+"""The report of a study: tables in the seed's layout, figures, and a verdict per claim.
+
+Reads every ``result.json`` the study has so far (a partial study gives a partial report)
+and writes ``ROOT/<study>/report.md``, ``summary.json`` and the figures:
+
+* the table of the report kind (mean +- std over seeds; ``n`` = seeds measured);
+* ``ltd_hist.png`` (Figure 5c: per-clip adjacent LTD, pooled over seeds, median marked) and
+  ``ltd_curve.png`` (Figure 5d: LTD_d / LTD_1 against the interval d, mean over seeds);
+* ``correlation.png`` (Figure 5a: prediction PSNR against gFVD, every pair, least-squares
+  line, Pearson r) and, for ``scaling`` studies, ``scaling.png`` (Figure 5b).
+
+Claims. A study file's ``report.paper`` gives the seed's numbers per variant; for each pair
+of variants the seed orders (by gFVD, and by PSNR where given) the report says whether the
+order is **reproduced** (the means differ in the seed's direction by more than the sum of
+their standard errors), **not reproduced** (the opposite direction by more than that) or
+**inconclusive** (otherwise, or a single seed). Correlation: reproduced when Pearson r < 0
+with p < 0.05 (higher prediction PSNR, lower gFVD), not reproduced when r > 0 with p < 0.05.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from pvvae.eval.report import fmt, markdown_table
+from pvvae.study.pipeline import pair_dir
+from pvvae.study.spec import StudySpec
+
+METRICS = {  # key -> (column title, lower is better)
+    "gfvd": ("gFVD", True),
+    "gkvd": ("KVD", True),
+    "recon_psnr": ("PSNR", False),
+    "recon_ssim": ("SSIM", False),
+    "pred_psnr": ("pred. PSNR", False),
+    "copy_last_psnr": ("copy-last PSNR", False),
+    "ltd_adjacent_median": ("LTD_1 median", True),
+}
+COLUMNS = {
+    "table4": ["gfvd", "gkvd", "recon_psnr", "recon_ssim", "pred_psnr", "copy_last_psnr"],
+    "generation": ["gfvd", "gkvd", "pred_psnr", "recon_psnr"],
+    "correlation": ["pred_psnr", "gfvd", "gkvd", "recon_psnr"],
+    "scaling": ["gfvd", "gkvd", "pred_psnr", "recon_psnr"],
+}
+
+
+def collect(spec: StudySpec) -> dict[str, list[dict]]:
+    """Variant name -> the results of its seeds measured so far (file order)."""
+    out: dict[str, list[dict]] = {}
+    for variant in spec.variants:
+        files = [pair_dir(spec, variant, s) / "result.json" for s in spec.seeds]
+        out[variant.name] = [json.loads(f.read_text()) for f in files if f.is_file()]
+    return out
+
+
+def mean_std(values: list[float | None]) -> tuple[float | None, float | None, int]:
+    """Mean, sample std (None for one value) and count of the non-missing values."""
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not xs:
+        return None, None, 0
+    return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else None), len(xs)
+
+
+def cell(results: list[dict], key: str, spec: str = ".2f") -> str:
+    mean, std, n = mean_std([r.get(key) for r in results])
+    if mean is None:
+        return "-"
+    return fmt(mean, spec) + (f" +- {fmt(std, spec)}" if std is not None else "")
+
+
+def table(spec: StudySpec, results: dict[str, list[dict]]) -> str:
+    """The study's table: one row per variant, mean +- std over seeds, the seed's gFVD."""
+    keys = COLUMNS[spec.report.kind]
+    headers = ["variant", *[METRICS[k][0] for k in keys], "n", "seed paper gFVD"]
+    rows = []
+    for variant in spec.variants:
+        rs = results[variant.name]
+        paper = spec.report.paper.get(variant.name, {}).get("gfvd")
+        precision = {"recon_ssim": ".3f", "gkvd": ".1f", "gfvd": ".1f"}
+        rows.append([variant.name, *[cell(rs, k, precision.get(k, ".2f")) for k in keys],
+                     len(rs), fmt(paper) if paper is not None else "-"])
+    return markdown_table(headers, rows)
+
+
+# ------------------------------------------------------------------------------ claims
+def compare(a: list[float], b: list[float], lower_better: bool) -> str:
+    """Verdict on "b is better than a" (see the module docstring)."""
+    ma, sa, na = mean_std(a)
+    mb, sb, nb = mean_std(b)
+    if ma is None or mb is None or sa is None or sb is None:
+        return "inconclusive"
+    margin = sa / math.sqrt(na) + sb / math.sqrt(nb)
+    gain = (ma - mb) if lower_better else (mb - ma)
+    if gain > margin:
+        return "reproduced"
+    if gain < -margin:
+        return "not reproduced"
+    return "inconclusive"
+
+
+def order_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
+    """Every ordered pair of variants the seed's numbers rank, for gFVD and PSNR."""
+    claims = []
+    for key, paper_key in (("gfvd", "gfvd"), ("recon_psnr", "psnr")):
+        ranked = [v.name for v in spec.variants if paper_key in spec.report.paper.get(v.name, {})]
+        lower = METRICS[key][1]
+        for a, b in zip(ranked, ranked[1:]):
+            pa, pb = spec.report.paper[a][paper_key], spec.report.paper[b][paper_key]
+            if pa == pb:
+                continue
+            worse, better = (a, b) if (pb < pa) == lower else (b, a)
+            va = [r.get(key) for r in results[worse]]
+            vb = [r.get(key) for r in results[better]]
+            claims.append({
+                "claim": f"{METRICS[key][0]}: {better} better than {worse} (seed: "
+                         f"{spec.report.paper[better][paper_key]} vs "
+                         f"{spec.report.paper[worse][paper_key]})",
+                "verdict": compare(va, vb, lower),
+                "measured": f"{cell(results[better], key)} vs {cell(results[worse], key)}",
+            })
+    return claims
+
+
+def correlation(results: dict[str, list[dict]]) -> dict | None:
+    """Pearson r (and p) of prediction PSNR against gFVD over every measured pair."""
+    from scipy import stats
+
+    points = [(r["pred_psnr"], r["gfvd"]) for rs in results.values() for r in rs
+              if r.get("pred_psnr") is not None and r.get("gfvd") is not None]
+    if len(points) < 3:
+        return None
+    x, y = np.array(points).T
+    r, p = stats.pearsonr(x, y)
+    slope, intercept = np.polyfit(x, y, 1)
+    verdict = "reproduced" if r < 0 and p < 0.05 else (
+        "not reproduced" if r > 0 and p < 0.05 else "inconclusive")
+    return {"n": len(points), "r": float(r), "p": float(p), "slope": float(slope),
+            "intercept": float(intercept), "verdict": verdict,
+            "points": [list(map(float, pt)) for pt in points]}
+
+
+def scaling_slopes(spec: StudySpec, results: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per group: least-squares slope of gFVD against log10(x) over every measured pair."""
+    out = {}
+    for group in dict.fromkeys(v.group for v in spec.variants):
+        pts = [(math.log10(v.x), r["gfvd"]) for v in spec.variants if v.group == group
+               for r in results[v.name] if v.x and r.get("gfvd") is not None]
+        if len({p[0] for p in pts}) >= 2:
+            x, y = np.array(pts).T
+            out[group] = {"slope_per_decade": float(np.polyfit(x, y, 1)[0]), "n": len(pts)}
+    return out
+
+
+def ltd_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
+    """Figure 5c/5d for the first and last variants (the baseline and the full model)."""
+    first, last = spec.variants[0].name, spec.variants[-1].name
+    if first == last or not results[first] or not results[last]:
+        return []
+    curve = lambda name: np.nanmean(  # noqa: E731
+        [r["ltd_normalized"] for r in results[name] if r.get("ltd_normalized")], axis=0)
+    monotonic = lambda c: bool(np.all(np.diff(c) > 0))  # noqa: E731
+    return [
+        {"claim": f"Figure 5c: adjacent LTD median lower for {last} than {first}",
+         "verdict": compare([r["ltd_adjacent_median"] for r in results[first]],
+                            [r["ltd_adjacent_median"] for r in results[last]], True),
+         "measured": f"{cell(results[last], 'ltd_adjacent_median', '.3f')} vs "
+                     f"{cell(results[first], 'ltd_adjacent_median', '.3f')}"},
+        {"claim": f"Figure 5d: normalised LTD rises monotonically for {last}, not for {first}",
+         "verdict": "reproduced" if monotonic(curve(last)) and not monotonic(curve(first))
+         else "not reproduced" if not monotonic(curve(last)) else "inconclusive",
+         "measured": f"{last}: {np.round(curve(last), 3).tolist()}; "
+                     f"{first}: {np.round(curve(first), 3).tolist()}"},
+    ]
+
+
+# ------------------------------------------------------------------------------ figures
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def ltd_figures(spec: StudySpec, results: dict[str, list[dict]], out: Path) -> list[str]:
+    """Figure 5c and 5d; returns the file names written."""
+    plt = _plt()
+    measured = [v.name for v in spec.variants if results[v.name]]
+    if not measured:
+        return []
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for i, name in enumerate(measured):
+        values = [x for r in results[name] for x in r["ltd_adjacent_per_clip"] or []]
+        color = f"C{i}"
+        ax.hist(values, bins=30, alpha=0.5, color=color, label=name)
+        ax.axvline(float(np.median(values)), color=color, linestyle="--")
+    ax.set(xlabel="adjacent LTD (normalised latents)", ylabel="clips")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "ltd_hist.png", dpi=90)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name in measured:
+        curves = [r["ltd_normalized"] for r in results[name] if r.get("ltd_normalized")]
+        if curves:
+            ax.plot(range(1, len(curves[0]) + 1), np.mean(curves, axis=0), marker="o",
+                    label=name)
+    ax.set(xlabel="latent frame interval d", ylabel="LTD_d / LTD_1")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "ltd_curve.png", dpi=90)
+    plt.close(fig)
+    return ["ltd_hist.png", "ltd_curve.png"]
+
+
+def correlation_figure(corr: dict, results: dict[str, list[dict]], out: Path) -> str:
+    """Figure 5a: one marker per (variant, seed), the least-squares line."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for i, (name, rs) in enumerate(results.items()):
+        pts = [(r["pred_psnr"], r["gfvd"]) for r in rs if r.get("gfvd") is not None]
+        if pts:
+            ax.scatter(*zip(*pts), color=f"C{i}", label=name)
+    xs = np.linspace(min(p[0] for p in corr["points"]), max(p[0] for p in corr["points"]), 10)
+    ax.plot(xs, corr["slope"] * xs + corr["intercept"], "k--",
+            label=f"fit, r = {corr['r']:.2f} (p = {corr['p']:.2g})")
+    ax.set(xlabel="prediction PSNR (dB)", ylabel="gFVD")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "correlation.png", dpi=90)
+    plt.close(fig)
+    return "correlation.png"
+
+
+def scaling_figure(spec: StudySpec, results: dict[str, list[dict]], out: Path) -> str:
+    """Figure 5b: gFVD (mean +- std over seeds) against ``x`` per group, log x axis."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for group in dict.fromkeys(v.group for v in spec.variants):
+        pts = [(v.x, *mean_std([r.get("gfvd") for r in results[v.name]])[:2])
+               for v in spec.variants if v.group == group and results[v.name]]
+        pts = [p for p in pts if p[1] is not None]
+        if pts:
+            x, m, s = zip(*pts)
+            ax.errorbar(x, m, yerr=[v or 0.0 for v in s], marker="o", capsize=3, label=group)
+    ax.set(xscale="log", xlabel=spec.report.x_label or "x", ylabel="gFVD")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "scaling.png", dpi=90)
+    plt.close(fig)
+    return "scaling.png"
+
+
+# ------------------------------------------------------------------------------ the report
+def protocol_line(spec: StudySpec, results: dict[str, list[dict]]) -> str:
+    m = spec.measure
+    seconds = sum(sum(r["seconds"].values()) for rs in results.values() for r in rs)
+    return (
+        f"Protocol: {m.frames}x{m.size}x{m.size} clips of `{m.data}`; reconstruction on "
+        f"{m.recon_clips} and prediction on {m.pred_clips} held-out clips (stream "
+        f"{m.heldout_seed}), LTD on {m.ltd_clips}; Latte trained on the latents of "
+        f"{m.cache_clips} clips; gFVD / KVD: {m.fvd_clips} generated against {m.fvd_clips} "
+        f"real held-out clips (stream {m.fvd_real_seed}), first 16 frames of {m.size}x{m.size} "
+        f"clips resized to 224x224 for the Kinetics-400 I3D, {m.sample_steps} {m.sampler} "
+        f"steps. Compare gFVD only at these settings. Step time of the pairs shown: "
+        f"{seconds / 3600:.2f} h (a step shared by several pairs is counted in each)."
+    )
+
+
+def write_report(spec: StudySpec) -> Path:
+    """Write the report of the study (whatever is measured so far); returns report.md."""
+    out = Path(spec.root) / spec.name
+    out.mkdir(parents=True, exist_ok=True)
+    results = collect(spec)
+    claims = order_claims(spec, results) + ltd_claims(spec, results)
+    figures = ltd_figures(spec, results, out)
+    corr = correlation(results)
+    if corr is not None:
+        figures.append(correlation_figure(corr, results, out))
+        claims.append({"claim": "Figure 5a: higher prediction PSNR, lower gFVD",
+                       "verdict": corr["verdict"],
+                       "measured": f"Pearson r = {corr['r']:.2f}, p = {corr['p']:.2g}, "
+                                   f"n = {corr['n']}"})
+    slopes = scaling_slopes(spec, results) if spec.report.kind == "scaling" else {}
+    if slopes:
+        figures.append(scaling_figure(spec, results, out))
+    lines = [f"# {spec.title or spec.name}", "", protocol_line(spec, results), "",
+             table(spec, results), ""]
+    if slopes:
+        lines += ["gFVD slope per decade of " + (spec.report.x_label or "x") + ": "
+                  + "; ".join(f"{g}: {s['slope_per_decade']:+.1f} (n = {s['n']})"
+                              for g, s in slopes.items()), ""]
+    lines += ["| claim | verdict | measured |", "|---|---|---|"]
+    lines += [f"| {c['claim']} | **{c['verdict']}** | {c['measured']} |" for c in claims]
+    lines += ["", *[f"![{f}]({f})" for f in figures], ""]
+    (out / "report.md").write_text("\n".join(lines))
+    summary = {"study": spec.name, "claims": claims, "correlation": corr, "slopes": slopes,
+               "results": results}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return out / "report.md"

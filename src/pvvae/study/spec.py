@@ -1,0 +1,207 @@
+"""Study files: variants of one recipe, seeds, and the measurements to take (issue 10).
+
+A study file (``configs/studies/*.yaml``) names a *recipe* (the stage configs of seed section
+3.2, the Latte config and the measurement settings, usually shared by several studies) and
+the variants to compare. Keys of the study file override the recipe's; ``key=value``
+overrides on the command line override both (``measure.fvd_clips=64``, ``seeds=[0]``)::
+
+    name: table4
+    title: "Table 4: incremental ablation"
+    recipe: configs/studies/cpu/recipe.yaml
+    seeds: [0, 1, 2]
+    variants:
+      - name: baseline
+        video: [objective.max_drop_ratio=0.0, objective.loss.motion_loss=false]
+      - name: +decoder fine-tuning
+        decoder: []                # run stage 3 (the recipe's decoder config)
+    report: {kind: table4}
+
+A study file may ``extends: OTHER.yaml`` (e.g. the GPU-scale files take the variants of the
+CPU ones and name another recipe). Each variant lists config overrides per stage (``all``
+applies to every VAE stage); ``decoder: null`` (the default) stops after the video stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pvvae.config import ConfigError, _parse_yaml, apply_overrides, from_dict
+
+REPORT_KINDS = ("table4", "generation", "correlation", "scaling")
+
+
+@dataclass
+class Variant:
+    """One row of a study: overrides of the recipe's stage configs.
+
+    Attributes:
+        name: row label (unique in the study).
+        all: ``key=value`` overrides applied to every VAE stage (e.g. ``data.num_clips=64``).
+        image, video, decoder: overrides of one stage; ``decoder: None`` skips stage 3.
+        x: the value of this variant on the x axis of a scaling figure (Figure 5b).
+        group: the curve of a scaling figure this variant belongs to (e.g. ``r = 1``).
+    """
+
+    name: str
+    all: list[str] = field(default_factory=list)
+    image: list[str] = field(default_factory=list)
+    video: list[str] = field(default_factory=list)
+    decoder: list[str] | None = None
+    x: float | None = None
+    group: str = ""
+
+
+@dataclass
+class Stages:
+    """Config files (``ExperimentConfig`` YAML) of the VAE stages; ``image: null`` starts the
+    video stage from random weights."""
+
+    image: str | None = None
+    video: str = "configs/demo.yaml"
+    decoder: str | None = None
+
+
+@dataclass
+class Measure:
+    """What the measurement steps use (seed sections 4.1 and 4.3, at the study's scale).
+
+    Attributes:
+        frames, size: clip layout of every measurement (17 x size x size).
+        data: ``synthetic`` (the proving ground; streams below are scene seeds) or a video
+            folder / CSV manifest (streams unused).
+        heldout_seed: stream of the held-out clips (reconstruction, prediction, LTD).
+        recon_clips, ltd_clips, pred_clips: clip counts of those measurements.
+        rfvd: also compute rFVD (I3D) on the reconstruction clips.
+        cache_data, cache_clips, cache_seed: the clips the Latte trains on (their latents).
+        fvd_data, fvd_clips, fvd_real_seed: the real clips gFVD/KVD compare against, and how
+            many clips are generated and compared.
+        sample_steps, sampler, guidance: the Latte sampler (seed: 100 Euler steps).
+        batch_size: clips per measurement batch; device: ``auto`` | ``cpu`` | ``cuda[:N]``.
+    """
+
+    frames: int = 17
+    size: int = 64
+    data: str = "synthetic"
+    heldout_seed: int = 10_000
+    recon_clips: int = 64
+    ltd_clips: int = 256
+    pred_clips: int = 64
+    rfvd: bool = False
+    cache_data: str = "synthetic"
+    cache_clips: int = 1024
+    cache_seed: int = 20_000
+    fvd_data: str = "synthetic"
+    fvd_clips: int = 256
+    fvd_real_seed: int = 30_000
+    sample_steps: int = 50
+    sampler: Literal["euler", "heun"] = "euler"
+    guidance: float = 1.0
+    batch_size: int = 8
+    device: str = "auto"
+
+
+@dataclass
+class ReportSpec:
+    """How :mod:`pvvae.study.report` lays the study out: ``table4`` (generation and
+    reconstruction columns, seed Table 4), ``generation`` (gFVD / KVD, Tables 5-6),
+    ``correlation`` (Figure 5a: prediction PSNR against gFVD), ``scaling`` (Figure 5b: gFVD
+    against ``x`` per ``group``). Every report also has the LTD figures (5c / 5d)."""
+
+    kind: Literal["table4", "generation", "correlation", "scaling"] = "table4"
+    x_label: str = ""
+    # variant -> the seed's numbers, e.g. {gfvd: 174.81, psnr: 33.44}: the claims to check
+    paper: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class StudySpec:
+    """A whole study file, recipe merged (see the module docstring)."""
+
+    name: str
+    variants: list[Variant]
+    title: str = ""
+    recipe: str | None = None
+    root: str = "runs/studies"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    stages: Stages = field(default_factory=Stages)
+    latte: str = "configs/studies/cpu/latte.yaml"
+    measure: Measure = field(default_factory=Measure)
+    report: ReportSpec = field(default_factory=ReportSpec)
+
+    def __post_init__(self) -> None:
+        names = [v.name for v in self.variants]
+        if not names:
+            raise ConfigError(f"study {self.name}: no variants; list at least one under variants")
+        duplicate = {n for n in names if names.count(n) > 1}
+        if duplicate:
+            raise ConfigError(f"study {self.name}: variant names repeat: {sorted(duplicate)}")
+        if any(v.decoder is not None for v in self.variants) and not self.stages.decoder:
+            raise ConfigError(
+                f"study {self.name}: a variant asks for the decoder stage but stages.decoder "
+                "is not set; name its config file in the recipe or the study file"
+            )
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise ConfigError(f"unknown variant {name!r}; variants: {[v.name for v in self.variants]}")
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    data = _parse_yaml(path.read_text(), f"{what} {path}") or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path}: the top level must be a mapping")
+    return data
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge: ``top`` wins, sections merge key by key."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_study_file(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """A study file merged over the file it ``extends`` (recursively)."""
+    if path.resolve() in seen:
+        raise ConfigError(f"study file {path}: 'extends' loops back to itself")
+    data = _read_yaml(path, "study file")
+    parent = data.pop("extends", None)
+    if parent:
+        data = _merge(_read_study_file(Path(parent), (*seen, path.resolve())), data)
+    return data
+
+
+def load_study(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> StudySpec:
+    """Read a study file, merge its recipe under it and apply ``key=value`` overrides.
+
+    Raises:
+        ConfigError: a missing file, an unknown key or a malformed value (one line).
+    """
+    data = _read_study_file(Path(path), ())
+    recipe = apply_overrides(data, overrides).get("recipe", data.get("recipe"))
+    if recipe:
+        data = _merge(_read_yaml(Path(recipe), "recipe file"), data)
+    return from_dict(StudySpec, apply_overrides(data, overrides))
+
+
+def select(spec: StudySpec, variants: list[str] | None, seeds: list[int] | None):
+    """The (variant, seed) pairs to run, in file order; ``None`` takes all of them.
+
+    Raises:
+        ConfigError: a variant or seed the study does not have.
+    """
+    chosen = [spec.variant(n) for n in variants] if variants else list(spec.variants)
+    unknown = sorted(set(seeds or []) - set(spec.seeds))
+    if unknown:
+        raise ConfigError(f"seed(s) {unknown} not in the study's seeds {spec.seeds}")
+    return [(v, s) for v in chosen for s in (seeds or spec.seeds)]

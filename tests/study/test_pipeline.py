@@ -1,0 +1,59 @@
+"""The smoke study end to end (issue 10 target): two variants, one seed, every step; a second
+invocation runs nothing; changing a measurement reruns only what depends on it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from pvvae.study.pipeline import pair_dir, plan_study, run_study
+from pvvae.study.report import write_report
+from pvvae.study.spec import load_study, select
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def smoke(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    return lambda *o: load_study("configs/studies/smoke.yaml", [f"root={tmp_path}", *o])
+
+
+def test_smoke_study_runs_end_to_end_then_resumes_with_no_work(smoke):
+    spec = smoke()
+    pairs = select(spec, None, None)
+    start = time.perf_counter()
+    results, ran = run_study(spec, pairs)
+    first = time.perf_counter() - start
+    kinds = sorted({step.split("-")[0] for step in ran})
+    assert kinds == ["cache", "decoder", "generate", "image", "latents", "latte", "real",
+                     "recon", "video"]
+    assert sum(s.startswith("image-") for s in ran) == 1  # one image stage for both variants
+    assert sum(s.startswith("real-") for s in ran) == 1  # real features shared
+    for result in results:
+        for key in ("gfvd", "gkvd", "recon_psnr", "recon_ssim", "pred_psnr", "copy_last_psnr",
+                    "ltd_adjacent_median"):
+            assert isinstance(result[key], float), key
+        assert len(result["ltd_normalized"]) == 4 and result["ltd_normalized"][0] == 1.0
+        assert Path(result["samples"]).is_file()
+    assert "decoder" in results[1]["steps"] and "decoder" not in results[0]["steps"]
+    saved = json.loads((pair_dir(spec, spec.variants[1], 0) / "result.json").read_text())
+    assert saved["steps"] == results[1]["steps"]
+
+    again, ran_again = run_study(spec, pairs)
+    assert ran_again == [] and again == results
+    assert all(done for row in plan_study(spec, pairs) for _, done in row["steps"])
+
+    report = write_report(spec)
+    text = report.read_text()
+    assert "| baseline |" in text and "| PV-VAE |" in text and "gFVD" in text
+    assert (report.parent / "ltd_hist.png").is_file()
+    assert (report.parent / "ltd_curve.png").is_file()
+    print(f"smoke study: {first:.1f} s")
+
+    changed = smoke("measure.sample_steps=3")
+    _, ran_changed = run_study(changed, select(changed, ["baseline"], None))
+    assert [s.split("-")[0] for s in ran_changed] == ["generate"]

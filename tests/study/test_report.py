@@ -1,0 +1,59 @@
+"""Study report: verdict rule, correlation, tables and figures from result dicts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pvvae.study.pipeline import pair_dir
+from pvvae.study.report import compare, correlation, mean_std, write_report
+from pvvae.study.spec import StudySpec, Variant
+
+
+def test_mean_std_skips_missing_values():
+    assert mean_std([1.0, None, 3.0]) == (2.0, pytest.approx(2**0.5), 2)
+    assert mean_std([5.0]) == (5.0, None, 1)
+    assert mean_std([None]) == (None, None, 0)
+
+
+@pytest.mark.parametrize("a, b, verdict", [
+    ([10.0, 11.0, 12.0], [5.0, 6.0, 7.0], "reproduced"),  # b clearly lower (better)
+    ([5.0, 6.0, 7.0], [10.0, 11.0, 12.0], "not reproduced"),
+    ([5.0, 9.0, 7.0], [6.0, 8.0, 7.5], "inconclusive"),
+    ([5.0], [1.0], "inconclusive"),  # one seed: no error bar, no verdict
+])
+def test_compare_lower_is_better(a, b, verdict):
+    assert compare(a, b, lower_better=True) == verdict
+
+
+def test_correlation_sign_and_verdict():
+    rows = {"v": [{"pred_psnr": x, "gfvd": 100 - 3 * x + (0.1 if i % 2 else -0.1)}
+                  for i, x in enumerate(range(10, 20))]}
+    corr = correlation(rows)
+    assert corr["r"] < -0.99 and corr["verdict"] == "reproduced"
+    assert correlation({"v": rows["v"][:2]}) is None
+
+
+def fake_result(variant: str, seed: int, gfvd: float, pred: float) -> dict:
+    return {"variant": variant, "seed": seed, "gfvd": gfvd, "gkvd": 1.0, "recon_psnr": 20.0,
+            "recon_ssim": 0.5, "pred_psnr": pred, "copy_last_psnr": 17.0,
+            "ltd_adjacent_median": 1.0 + seed, "ltd_adjacent_per_clip": [1.0, 2.0],
+            "ltd_normalized": [1.0, 1.5, 2.0] if variant == "b" else [1.0, 1.2, 1.1],
+            "seconds": {"video": 60.0}}
+
+
+def test_report_of_a_partial_study(tmp_path):
+    spec = StudySpec(name="t", root=str(tmp_path), seeds=[0, 1, 2],
+                     variants=[Variant("a"), Variant("b")])
+    spec.report.paper = {"a": {"gfvd": 200.0}, "b": {"gfvd": 150.0}}
+    for variant, seed, gfvd, pred in [("a", 0, 300, 15), ("a", 1, 310, 15.5), ("b", 0, 250, 17),
+                                      ("b", 1, 255, 17.5)]:
+        folder = pair_dir(spec, spec.variant(variant), seed)
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(fake_result(variant, seed, gfvd, pred)))
+    text = write_report(spec).read_text()
+    assert "| a | 305.0 +- 7.1 |" in text  # mean +- sample std over the 2 seeds measured
+    assert "gFVD: b better than a" in text and "**reproduced**" in text
+    assert "Figure 5d: normalised LTD rises monotonically for b, not for a | **reproduced**" in text
+    assert "correlation.png" in text and (tmp_path / "t" / "correlation.png").is_file()
