@@ -57,3 +57,26 @@ def test_smoke_study_runs_end_to_end_then_resumes_with_no_work(smoke):
     changed = smoke("measure.sample_steps=3")
     _, ran_changed = run_study(changed, select(changed, ["baseline"], None))
     assert [s.split("-")[0] for s in ran_changed] == ["generate"]
+
+
+def test_launcher_trains_in_a_subprocess_with_stage_overrides(smoke):
+    import sys
+
+    from pvvae.study.pipeline import Runner, vae_stage
+    from pvvae.study.spec import Variant
+    from pvvae.training.checkpoint import load_model
+
+    spec = smoke(f"launcher=[{sys.executable}, -m, pvvae]",
+                 "stages.overrides={video: [train.steps=2]}")
+    runner = Runner(Path(spec.root))
+    step = vae_stage(runner, spec, "video", Variant("v"), 0, None)
+    assert step.done and (step.folder / "study_config.yaml").is_file()
+    assert "train.steps=2" in json.dumps(json.loads((step.folder / "done.json").read_text()))
+    assert _last_step(step.folder) == 2
+    load_model(step.folder)
+    with pytest.raises(Exception, match="stages.overrides"):
+        smoke("stages.overrides={audio: [x=1]}")
+
+
+def _last_step(folder: Path) -> int:
+    return json.loads((folder / "log.jsonl").read_text().splitlines()[-1])["step"]

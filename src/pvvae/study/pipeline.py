@@ -86,7 +86,7 @@ def vae_stage(runner: Runner, spec: StudySpec, stage: str, variant: Variant, see
     from pvvae.training.config import ExperimentConfig
 
     path = getattr(spec.stages, stage)
-    extra = list(variant.all) + list(getattr(variant, stage) or [])
+    extra = [*spec.stages.overrides.get(stage, []), *variant.all, *(getattr(variant, stage) or [])]
     upstream = {}
     if init is not None:
         extra += [f"model.init_from={init.folder}"]
@@ -100,11 +100,28 @@ def vae_stage(runner: Runner, spec: StudySpec, stage: str, variant: Variant, see
     def fn(folder: Path) -> dict:
         from pvvae.training.trainer import train
 
-        train(cfg)
+        launch(spec, ["train"], cfg, folder, train)
         return {"run": str(folder), "last_log": _last_log(folder)}
 
     runner.run(step, fn, {"config": path, "overrides": extra, "seed": seed})
     return step
+
+
+def launch(spec: StudySpec, verb: list[str], cfg, folder: Path, train) -> None:
+    """Train ``cfg`` in this process (``train(cfg)``) or, with ``spec.launcher``, as
+    ``<launcher> <verb> <folder>/study_config.yaml`` in a subprocess (e.g. under torchrun)."""
+    if not spec.launcher:
+        train(cfg)
+        return
+    import subprocess
+
+    from pvvae.config import save_config
+
+    path = folder / "study_config.yaml"
+    save_config(cfg, path)
+    command = [*spec.launcher, *verb, str(path)]
+    logger.info("launching %s", " ".join(command))
+    subprocess.run(command, check=True)
 
 
 def _last_log(run_dir: Path) -> dict:
@@ -262,7 +279,8 @@ def train_latte(runner: Runner, spec: StudySpec, cache: Step, seed: int) -> Step
 
         overrides = [f"data.cache={cache.result()['cache']}",
                      *_run_overrides(step, seed, spec.measure.device)]
-        train(load_config(GenExperimentConfig, spec.latte, overrides))
+        cfg = load_config(GenExperimentConfig, spec.latte, overrides)
+        launch(spec, ["gen", "train"], cfg, folder, train)
         return {"run": str(folder), "last_log": _last_log(folder)}
 
     runner.run(step, fn, {"config": spec.latte, "seed": seed})

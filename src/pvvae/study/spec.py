@@ -56,11 +56,19 @@ class Variant:
 @dataclass
 class Stages:
     """Config files (``ExperimentConfig`` YAML) of the VAE stages; ``image: null`` starts the
-    video stage from random weights."""
+    video stage from random weights. ``overrides`` apply to one stage of every variant (a
+    recipe's data folders: ``{image: [data.root=/data/imagenet], video: [...]}``)."""
 
     image: str | None = None
     video: str = "configs/demo.yaml"
     decoder: str | None = None
+    overrides: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.overrides) - {"image", "video", "decoder"})
+        if unknown:
+            raise ConfigError(f"stages.overrides: unknown stage(s) {unknown}; valid: image, "
+                              "video, decoder")
 
 
 @dataclass
@@ -74,7 +82,8 @@ class Measure:
         heldout_seed: stream of the held-out clips (reconstruction, prediction, LTD).
         recon_clips, ltd_clips, pred_clips: clip counts of those measurements.
         rfvd: also compute rFVD (I3D) on the reconstruction clips.
-        cache_data, cache_clips, cache_seed: the clips the Latte trains on (their latents).
+        cache_data, cache_clips, cache_seed: the clips the Latte trains on (their latents;
+            the count and seed apply to ``synthetic``, a folder is cached whole).
         fvd_data, fvd_clips, fvd_real_seed: the real clips gFVD/KVD compare against, and how
             many clips are generated and compared.
         sample_steps, sampler, guidance: the Latte sampler (seed: 100 Euler steps).
@@ -127,6 +136,9 @@ class StudySpec:
     seeds: list[int] = field(default_factory=lambda: [0])
     stages: Stages = field(default_factory=Stages)
     latte: str = "configs/studies/cpu/latte.yaml"
+    # command prefix that runs the training steps in a subprocess, e.g. [torchrun,
+    # --nproc_per_node=8, -m, pvvae] (empty: in this process, one device)
+    launcher: list[str] = field(default_factory=list)
     measure: Measure = field(default_factory=Measure)
     report: ReportSpec = field(default_factory=ReportSpec)
 
