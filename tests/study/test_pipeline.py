@@ -29,8 +29,8 @@ def test_smoke_study_runs_end_to_end_then_resumes_with_no_work(smoke):
     results, ran = run_study(spec, pairs)
     first = time.perf_counter() - start
     kinds = sorted({step.split("-")[0] for step in ran})
-    assert kinds == ["cache", "decoder", "generate", "image", "latents", "latte", "real",
-                     "recon", "video"]
+    assert kinds == ["cache", "decoder", "generate", "image", "latents", "latte", "probe",
+                     "real", "recon", "video"]
     assert sum(s.startswith("image-") for s in ran) == 1  # one image stage for both variants
     assert sum(s.startswith("real-") for s in ran) == 1  # real features shared
     for result in results:
@@ -39,6 +39,8 @@ def test_smoke_study_runs_end_to_end_then_resumes_with_no_work(smoke):
             assert isinstance(result[key], float), key
         assert len(result["ltd_normalized"]) == 4 and result["ltd_normalized"][0] == 1.0
         assert Path(result["samples"]).is_file()
+        for key in ("probe_flow_epe", "probe_next_mse", "probe_track_auc"):
+            assert isinstance(result[key], float) and key + "_baseline" in result
     assert "decoder" in results[1]["steps"] and "decoder" not in results[0]["steps"]
     saved = json.loads((pair_dir(spec, spec.variants[1], 0) / "result.json").read_text())
     assert saved["steps"] == results[1]["steps"]
@@ -50,6 +52,7 @@ def test_smoke_study_runs_end_to_end_then_resumes_with_no_work(smoke):
     report = write_report(spec)
     text = report.read_text()
     assert "| baseline |" in text and "| PV-VAE |" in text and "gFVD" in text
+    assert "Probing (seed Table 3 layout" in text and "Table 3: flow EPE" in text
     assert (report.parent / "ltd_hist.png").is_file()
     assert (report.parent / "ltd_curve.png").is_file()
     print(f"smoke study: {first:.1f} s")

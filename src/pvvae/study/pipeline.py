@@ -15,6 +15,8 @@ For each pair, in order (every step content-addressed and resumable, :mod:`pvvae
 6. ``generate``: ``measure.fvd_clips`` clips sampled (``measure.sample_steps`` Euler steps),
    decoded, and gFVD / KVD against as many real held-out clips (``real``: their I3D
    features, shared by the whole root).
+7. ``probe`` (when ``measure.probe`` is set): task heads on the frozen Latte's features, flow
+   EPE, next-frame MSE and tracking AUC against their trivial baselines (seed Table 3).
 
 Results of a pair: ``ROOT/<study>/<variant>/seed<k>/result.json``.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -356,6 +358,37 @@ def _generate(folder: Path, m: Measure, latte: Step, latents: Step, real: Step,
             "samples": str(folder / "samples.png")}
 
 
+def probe(runner: Runner, spec: StudySpec, latte: Step, latents: Step, seed: int) -> Step:
+    """Task heads on the frozen Latte's features (seed Table 3) against trivial baselines."""
+    p, m = spec.measure.probe, spec.measure
+    payload = {"latte": latte.id, "latents": latents.id, "seed": seed, "frames": m.frames,
+               "size": m.size, "probe": asdict(p)}
+    step = make_step(runner.root, "probe", payload)
+
+    def fn(folder: Path) -> dict:
+        from pvvae.probe.run import ProbeConfig, train_probes
+        from pvvae.probe.tasks import build_task
+
+        cfg = ProbeConfig(
+            latte=str(latte.folder), vae=latents.result()["model"], tasks=tuple(p.tasks),
+            train_data=p.data, num_frames=m.frames, size=m.size, train_clips=p.train_clips,
+            eval_clips=p.eval_clips, seed=seed, residual_next=p.residual_next,
+            device=str(_device(m)), features={"layer": p.layer, "t": p.t},
+            head={"steps": p.steps, "width": p.width, "batch_size": p.batch_size, "lr": p.lr,
+                  "seed": seed},
+        )
+        tasks = train_probes(cfg, folder)["tasks"]
+        out = {}
+        for name, res in tasks.items():
+            metric = build_task(name).metric
+            out[f"probe_{name}_{metric}"] = res["probe"][metric]
+            out[f"probe_{name}_{metric}_baseline"] = res["baseline"][metric]
+        return out
+
+    runner.run(step, fn, payload)
+    return step
+
+
 # ------------------------------------------------------------------------------ the loop
 def pair_dir(spec: StudySpec, variant: Variant, seed: int) -> Path:
     return Path(spec.root) / spec.name / slugify(variant.name) / f"seed{seed}"
@@ -371,6 +404,8 @@ def run_pair(runner: Runner, spec: StudySpec, variant: Variant, seed: int) -> di
     real = real_features(runner, spec)
     gen = generate(runner, spec, latte, latents, real, seed)
     steps = {**stages, "latents": latents, "recon": recon, "latte": latte, "generate": gen}
+    if spec.measure.probe is not None:
+        steps["probe"] = probe(runner, spec, latte, latents, seed)
     if runner.dry:
         return {}
     result = {
@@ -382,6 +417,7 @@ def run_pair(runner: Runner, spec: StudySpec, variant: Variant, seed: int) -> di
         **latents.result(),
         **{k: v for k, v in gen.result().items() if k in ("gfvd", "gkvd", "samples")},
         "gen_protocol": {k: gen.result()[k] for k in ("num_fake", "num_real", "frames", "size")},
+        **(steps["probe"].result() if "probe" in steps else {}),
     }
     folder = pair_dir(spec, variant, seed)
     folder.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,11 @@ METRICS = {  # key -> (column title, lower is better)
     "copy_last_psnr": ("copy-last PSNR", False),
     "ltd_adjacent_median": ("LTD_1 median", True),
 }
+PROBES = {  # result key -> (column title, lower is better, seed Table 3 w/o PR -> w/ PR)
+    "probe_flow_epe": ("flow EPE", True, "5.92 -> 5.18"),
+    "probe_next_mse": ("next-frame MSE", True, "0.0314 -> 0.0289"),
+    "probe_track_auc": ("tracking AUC", False, "70.95 -> 76.99"),
+}
 COLUMNS = {
     "table4": ["gfvd", "gkvd", "recon_psnr", "recon_ssim", "pred_psnr", "copy_last_psnr"],
     "generation": ["gfvd", "gkvd", "pred_psnr", "recon_psnr"],
@@ -82,6 +87,34 @@ def table(spec: StudySpec, results: dict[str, list[dict]]) -> str:
         rows.append([variant.name, *[cell(rs, k, precision.get(k, ".2f")) for k in keys],
                      len(rs), fmt(paper) if paper is not None else "-"])
     return markdown_table(headers, rows)
+
+
+def probe_table(spec: StudySpec, results: dict[str, list[dict]]) -> str | None:
+    """Seed Table 3 layout: probe metric (mean +- std) and its trivial baseline per variant."""
+    keys = [k for k in PROBES if any(k in r for rs in results.values() for r in rs)]
+    if not keys:
+        return None
+    headers = ["variant"] + [f"{PROBES[k][0]} (baseline)" for k in keys] + ["n"]
+    pair = lambda rs, k: f"{cell(rs, k, '.4f')} ({cell(rs, k + '_baseline', '.4f')})"  # noqa: E731
+    rows = [[v.name, *[pair(results[v.name], k) for k in keys], len(results[v.name])]
+            for v in spec.variants if results[v.name]]
+    return markdown_table(headers, rows)
+
+
+def probe_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
+    """Seed Table 3: the last variant (with PR) probes better than the first (without)."""
+    first, last = spec.variants[0].name, spec.variants[-1].name
+    claims = []
+    for key, (title, lower, paper) in PROBES.items():
+        a = [r.get(key) for r in results[first]]
+        b = [r.get(key) for r in results[last]]
+        if first == last or mean_std(a)[0] is None or mean_std(b)[0] is None:
+            continue
+        claims.append({"claim": f"Table 3: {title} better for {last} than {first} (seed: "
+                                f"{paper})", "verdict": compare(a, b, lower),
+                       "measured": f"{cell(results[last], key, '.4f')} vs "
+                                   f"{cell(results[first], key, '.4f')}"})
+    return claims
 
 
 # ------------------------------------------------------------------------------ claims
@@ -275,7 +308,7 @@ def write_report(spec: StudySpec) -> Path:
     out = Path(spec.root) / spec.name
     out.mkdir(parents=True, exist_ok=True)
     results = collect(spec)
-    claims = order_claims(spec, results) + ltd_claims(spec, results)
+    claims = order_claims(spec, results) + ltd_claims(spec, results) + probe_claims(spec, results)
     figures = ltd_figures(spec, results, out)
     corr = correlation(results)
     if corr is not None:
@@ -289,6 +322,10 @@ def write_report(spec: StudySpec) -> Path:
         figures.append(scaling_figure(spec, results, out))
     lines = [f"# {spec.title or spec.name}", "", protocol_line(spec, results), "",
              table(spec, results), ""]
+    probes = probe_table(spec, results)
+    if probes:
+        lines += ["Probing (seed Table 3 layout; in brackets the task's trivial baseline: zero "
+                  "flow, copy last frame, static points):", "", probes, ""]
     if slopes:
         lines += ["gFVD slope per decade of " + (spec.report.x_label or "x") + ": "
                   + "; ".join(f"{g}: {s['slope_per_decade']:+.1f} (n = {s['n']})"

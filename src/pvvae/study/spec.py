@@ -72,6 +72,31 @@ class Stages:
 
 
 @dataclass
+class ProbeSpec:
+    """The probing measurement (seed Table 3, :mod:`pvvae.probe`) of each pair's Latte.
+
+    Attributes:
+        tasks: ``flow``, ``next``, ``track``; data: a probe data spec (``synthetic``: every
+            task, with ground truth); train_clips, eval_clips: clip counts (synthetic).
+        steps, width, batch_size, lr: head training (:class:`pvvae.probe.HeadTrainConfig`).
+        residual_next: the next-frame head predicts the change from the last frame.
+        layer, t: Latte block read (None: depth // 2) and flow time of the noised input.
+    """
+
+    tasks: list[str] = field(default_factory=lambda: ["flow", "next", "track"])
+    data: str = "synthetic"
+    train_clips: int = 32
+    eval_clips: int = 16
+    steps: int = 150
+    width: int = 32
+    batch_size: int = 4
+    lr: float = 1e-3
+    residual_next: bool = True
+    layer: int | None = None
+    t: float = 0.2
+
+
+@dataclass
 class Measure:
     """What the measurement steps use (seed sections 4.1 and 4.3, at the study's scale).
 
@@ -88,6 +113,7 @@ class Measure:
             many clips are generated and compared.
         sample_steps, sampler, guidance: the Latte sampler (seed: 100 Euler steps).
         batch_size: clips per measurement batch; device: ``auto`` | ``cpu`` | ``cuda[:N]``.
+        probe: the probing step (seed Table 3) of each pair's Latte, or None.
     """
 
     frames: int = 17
@@ -109,6 +135,7 @@ class Measure:
     guidance: float = 1.0
     batch_size: int = 8
     device: str = "auto"
+    probe: ProbeSpec | None = None  # None: no probing step
 
 
 @dataclass
