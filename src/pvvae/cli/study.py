@@ -33,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     status.set_defaults(func=status_command)
     report = verbs.add_parser("report", help="write the report of what is measured so far")
     _common(report)
+    report.add_argument("--out", help="report folder (default: ROOT/STUDY), e.g. docs/...")
     report.set_defaults(func=report_command)
 
 
@@ -60,7 +61,7 @@ def report_command(args: argparse.Namespace) -> int:
     from pvvae.study.report import write_report
     from pvvae.study.spec import load_study
 
-    print(f"report: {write_report(load_study(args.study, args.overrides))}")
+    print(f"report: {write_report(load_study(args.study, args.overrides), args.out)}")
     return 0
 
 

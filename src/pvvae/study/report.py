@@ -303,9 +303,10 @@ def protocol_line(spec: StudySpec, results: dict[str, list[dict]]) -> str:
     )
 
 
-def write_report(spec: StudySpec) -> Path:
-    """Write the report of the study (whatever is measured so far); returns report.md."""
-    out = Path(spec.root) / spec.name
+def write_report(spec: StudySpec, out: str | Path | None = None) -> Path:
+    """Write the report of the study (whatever is measured so far) into ``out`` (default
+    ``ROOT/<study>``, e.g. ``docs/replication/table4`` to publish it); returns report.md."""
+    out = Path(out) if out is not None else Path(spec.root) / spec.name
     out.mkdir(parents=True, exist_ok=True)
     results = collect(spec)
     claims = order_claims(spec, results) + ltd_claims(spec, results) + probe_claims(spec, results)
@@ -335,6 +336,12 @@ def write_report(spec: StudySpec) -> Path:
     lines += ["", *[f"![{f}]({f})" for f in figures], ""]
     (out / "report.md").write_text("\n".join(lines))
     summary = {"study": spec.name, "claims": claims, "correlation": corr, "slopes": slopes,
-               "results": results}
+               "results": {name: [_portable(r) for r in rs] for name, rs in results.items()}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return out / "report.md"
+
+
+def _portable(result: dict) -> dict:
+    """A result without its per-clip lists (kept in the store; summaries stay small)."""
+    return {k: v for k, v in result.items() if k not in ("ltd_adjacent_per_clip",
+                                                        "pred_frame_psnr")}
