@@ -57,3 +57,35 @@ def test_track_head_finds_a_point_with_a_one_hot_embedding():
         pred = head(torch.zeros(1, 4, 3, 2, 3), torch.tensor([[0]]), torch.tensor([[[1.0, 1.0]]]))
     assert pred.shape == (1, 1, 3, 2)
     assert torch.allclose(pred[0, 0], torch.tensor(path, dtype=torch.float32), atol=1e-3)
+
+
+def test_windowed_tracker_follows_a_one_hot_path_and_global_mode_still_works():
+    path = [(1, 1), (2, 1), (3, 2)]
+    emb = torch.zeros(1, 3, 3, 4, 5)
+    emb[:, 1] = 1.0
+    for t, (x, y) in enumerate(path):
+        emb[0, :, t, y, x] = torch.tensor([1.0, 0.0, 0.0])
+    for window in (0.5, None):
+        head = TrackHead(4, 2, 1, width=16, embed_dim=3, window=window)
+        head.dense = Fixed(emb)
+        with torch.no_grad():
+            head.log_temperature.fill_(-5.0)
+            pred = head(torch.zeros(1, 4, 3, 2, 3), torch.tensor([[0]]),
+                        torch.tensor([[[1.0, 1.0]]]))
+        assert torch.allclose(pred[0, 0], torch.tensor(path, dtype=torch.float32), atol=1e-2)
+
+
+def test_windowed_tracker_stays_put_where_the_embedding_is_uninformative():
+    """A constant embedding carries no position: the window keeps the query point (the static
+    baseline), where the global soft-argmax falls to the frame's centre."""
+    emb = torch.ones(1, 3, 4, 9, 9)
+    query = torch.tensor([[[2.0, 6.0]]])
+    windowed = TrackHead(4, 2, 1, width=16, embed_dim=3, window=0.1)
+    plain = TrackHead(4, 2, 1, width=16, embed_dim=3, window=None)
+    for head in (windowed, plain):
+        head.dense = Fixed(emb)
+    with torch.no_grad():
+        stay = windowed(torch.zeros(1, 4, 4, 2, 3), torch.tensor([[1]]), query)
+        drift = plain(torch.zeros(1, 4, 4, 2, 3), torch.tensor([[1]]), query)
+    assert torch.allclose(stay[0, 0, 1:], query[0].expand(3, 2), atol=0.05)
+    assert torch.allclose(drift[0, 0, 2], torch.tensor([4.0, 4.0]), atol=1e-3)

@@ -18,6 +18,12 @@ for next-frame prediction. Layout (the seed gives no sizes; these are ours):
 point's embedding is read bilinearly at its query frame; its cosine similarity with every pixel
 of every frame, divided by a learned temperature and soft-maxed over the frame, gives a heat
 map whose expectation (soft-argmax) is the predicted position. Occlusion is not predicted.
+With ``window`` (the default) the heat map of frame t is also multiplied by a Gaussian search
+window centred on the position predicted in frame t - 1 (on the query point in its own
+frame), of learned width (initially ``window`` x the frame side): the local search of
+correlation trackers (PWC-Net, RAFT's local lookup, TAPIR's refinement). A point the
+embedding cannot tell apart from its neighbourhood then stays where it was (the static
+baseline) instead of drifting to the frame's centre of mass, as a global soft-argmax does.
 """
 
 from __future__ import annotations
@@ -105,11 +111,13 @@ class TrackHead(nn.Module):
 
     def __init__(
         self, in_channels: int, spatial_factor: int, temporal_factor: int, width: int = 64,
-        embed_dim: int = 16,
+        embed_dim: int = 16, window: float | None = 0.1,
     ) -> None:
         super().__init__()
         self.dense = DenseHead(in_channels, embed_dim, spatial_factor, temporal_factor, width)
         self.log_temperature = nn.Parameter(torch.tensor(math.log(0.05)))
+        # search-window width (a fraction of the frame side), None: global soft-argmax
+        self.log_window = None if window is None else nn.Parameter(torch.tensor(math.log(window)))
 
     def forward(self, features: Tensor, query_t: Tensor, query_xy: Tensor) -> Tensor:
         """Track queries through the clip.
@@ -122,12 +130,41 @@ class TrackHead(nn.Module):
             (B, N, T, 2) predicted ``(x, y)`` pixel positions in every frame.
         """
         emb = F.normalize(self.dense(features), dim=1)  # (B, E, T, H, W)
-        _, _, _, h, w = emb.shape
         q = F.normalize(sample_query_embeddings(emb, query_t, query_xy), dim=-1)  # (B, N, E)
         logits = torch.einsum("bne,bethw->bnthw", q, emb) / self.log_temperature.exp()
-        prob = logits.flatten(3).softmax(dim=-1).view(logits.shape)  # (B, N, T, H, W)
-        xs = torch.arange(w, device=emb.device, dtype=emb.dtype)  # (W,)
-        ys = torch.arange(h, device=emb.device, dtype=emb.dtype)  # (H,)
-        x = (prob.sum(dim=3) * xs).sum(dim=-1)  # (B, N, T)
-        y = (prob.sum(dim=4) * ys).sum(dim=-1)  # (B, N, T)
-        return torch.stack([x, y], dim=-1)  # (B, N, T, 2)
+        if self.log_window is None:
+            return soft_argmax(logits)  # (B, N, T, 2)
+        query_xy = query_xy.to(logits.dtype)
+        sigma = self.log_window.exp() * max(logits.shape[-2:])
+        steps, previous = [], query_xy
+        for t in range(logits.shape[2]):  # forward from each query frame
+            after = (query_t < t)[..., None]  # (B, N, 1): frames after the query follow it
+            centre = torch.where(after, previous, query_xy)
+            pos = soft_argmax(logits[:, :, t] + window_log_prior(centre, sigma, logits.shape))
+            previous = torch.where((query_t == t)[..., None], query_xy, pos)
+            steps.append(previous)
+        return torch.stack(steps, dim=2)  # (B, N, T, 2)
+
+
+def _grid(shape: torch.Size, like: Tensor) -> tuple[Tensor, Tensor]:
+    """Pixel coordinates ``xs`` (W,) and ``ys`` (H,) of maps whose last two dims are (H, W)."""
+    h, w = shape[-2:]
+    return (torch.arange(w, device=like.device, dtype=like.dtype),
+            torch.arange(h, device=like.device, dtype=like.dtype))
+
+
+def soft_argmax(logits: Tensor) -> Tensor:
+    """Expected ``(x, y)`` under the softmax over the last two dims: (..., H, W) -> (..., 2)."""
+    prob = logits.flatten(-2).softmax(dim=-1).view(logits.shape)
+    xs, ys = _grid(logits.shape, logits)
+    return torch.stack([(prob.sum(dim=-2) * xs).sum(dim=-1),
+                        (prob.sum(dim=-1) * ys).sum(dim=-1)], dim=-1)
+
+
+def window_log_prior(centre: Tensor, sigma: Tensor, shape: torch.Size) -> Tensor:
+    """Log of a Gaussian window of width ``sigma`` px around ``centre`` (B, N, 2) ``(x, y)``:
+    (B, N, H, W) values ``-|p - centre|^2 / (2 sigma^2)``."""
+    xs, ys = _grid(shape, centre)
+    dx = (xs - centre[..., :1]) ** 2  # (B, N, W)
+    dy = (ys - centre[..., 1:]) ** 2  # (B, N, H)
+    return -(dy[..., :, None] + dx[..., None, :]) / (2 * sigma**2)
