@@ -89,3 +89,15 @@ def test_windowed_tracker_stays_put_where_the_embedding_is_uninformative():
         drift = plain(torch.zeros(1, 4, 4, 2, 3), torch.tensor([[1]]), query)
     assert torch.allclose(stay[0, 0, 1:], query[0].expand(3, 2), atol=0.05)
     assert torch.allclose(drift[0, 0, 2], torch.tensor([4.0, 4.0]), atol=1e-3)
+
+
+def test_zero_output_heads_start_at_the_trivial_baselines():
+    from pvvae.probe.tasks import build_task
+
+    features = torch.randn(1, 8, 3, 2, 2)
+    flow = build_task("flow").build_head(8, 4, 4, 16)
+    assert torch.count_nonzero(flow(features)) == 0  # zero flow
+    nxt = build_task("next", residual_next=True).build_head(8, 4, 4, 16)
+    assert torch.count_nonzero(nxt(features)) == 0  # copy last frame
+    plain = build_task("next").build_head(8, 4, 4, 16)
+    assert torch.count_nonzero(plain(features)) > 0

@@ -45,11 +45,14 @@ class DenseHead(nn.Module):
         spatial_factor: ``s``, a power of two (VAE spatial compression x Latte patch).
         temporal_factor: ``r_t``, the VAE's temporal compression.
         width: channels of the stem (halved at each upsampling stage, at least 16).
+        zero_output: zero-initialise the output convolution, so that the head starts at the
+            task's trivial baseline where that is the zero map (zero flow; a residual next
+            frame = copy last frame) and only moves from it as far as the features help.
     """
 
     def __init__(
         self, in_channels: int, out_channels: int, spatial_factor: int, temporal_factor: int,
-        width: int = 64,
+        width: int = 64, zero_output: bool = False,
     ) -> None:
         super().__init__()
         stages = int(math.log2(spatial_factor))
@@ -68,6 +71,9 @@ class DenseHead(nn.Module):
             self.up.append(nn.Conv3d(c, 4 * c_next, (1, 3, 3), padding=(0, 1, 1)))
             c = c_next
         self.out = nn.Conv3d(c, out_channels, 3, padding=1)
+        if zero_output:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def forward(self, features: Tensor) -> Tensor:
         """Args: features (B, D, t, h, w). Returns: (B, C_out, 1 + r_t (t - 1), s h, s w)."""
@@ -115,7 +121,9 @@ class TrackHead(nn.Module):
     ) -> None:
         super().__init__()
         self.dense = DenseHead(in_channels, embed_dim, spatial_factor, temporal_factor, width)
-        self.log_temperature = nn.Parameter(torch.tensor(math.log(0.05)))
+        # windowed: start flat inside the window (at the static baseline), sharpen in training
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(0.05 if window is None
+                                                                  else 0.5)))
         # search-window width (a fraction of the frame side), None: global soft-argmax
         self.log_window = None if window is None else nn.Parameter(torch.tensor(math.log(window)))
 

@@ -45,7 +45,7 @@ class FlowTask:
     targets = ("flow",)
 
     def build_head(self, channels: int, spatial: int, temporal: int, width: int) -> nn.Module:
-        return DenseHead(channels, 2, spatial, temporal, width)
+        return DenseHead(channels, 2, spatial, temporal, width, zero_output=True)
 
     def predict(self, head: nn.Module, batch: Batch) -> Tensor:
         """(B, 2, T-1, H, W): the output frames 0..T-2 (flow i -> i+1)."""
@@ -71,7 +71,7 @@ class NextFrameTask:
         self.residual = residual
 
     def build_head(self, channels: int, spatial: int, temporal: int, width: int) -> nn.Module:
-        return DenseHead(channels, 3, spatial, temporal, width)
+        return DenseHead(channels, 3, spatial, temporal, width, zero_output=self.residual)
 
     def predict(self, head: nn.Module, batch: Batch) -> Tensor:
         """(B, 3, H, W): the head's last output frame (plus the last frame if residual)."""
