@@ -29,6 +29,7 @@ def test_a_complete_step_is_not_run_again(tmp_path):
     assert step.done and step.result() == {"value": 3}
     assert run_step(step, fn) == {"value": 3}
     assert len(calls) == 1 and step.folder == tmp_path / "store" / step.id
+    assert not step.folder.with_name(step.id + ".lock").exists()  # no clutter left
 
 
 def test_a_failed_step_leaves_no_done_marker_and_is_retried(tmp_path):

@@ -100,7 +100,8 @@ def run_step(step: Step, fn: Callable[[Path], dict], inputs: Any = None) -> dict
     """
     if step.done:
         return step.result()
-    with _locked(step.folder.with_name(step.id + ".lock")):
+    lock = step.folder.with_name(step.id + ".lock")
+    with _locked(lock):
         if step.done:  # another process finished it while we waited
             return step.result()
         step.folder.mkdir(parents=True, exist_ok=True)
@@ -110,6 +111,7 @@ def run_step(step: Step, fn: Callable[[Path], dict], inputs: Any = None) -> dict
         seconds = time.perf_counter() - start
         record = {"kind": step.kind, "inputs": inputs, "seconds": seconds, "result": result}
         write_json_atomic(step.folder / DONE, record)
+        lock.unlink(missing_ok=True)  # waiters hold it open; they find the step complete
         logger.info("step %s: done in %.0f s", step.id, seconds)
     return result
 
