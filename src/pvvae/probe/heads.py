@@ -123,7 +123,7 @@ class TrackHead(nn.Module):
         self.dense = DenseHead(in_channels, embed_dim, spatial_factor, temporal_factor, width)
         # windowed: start flat inside the window (at the static baseline), sharpen in training
         self.log_temperature = nn.Parameter(torch.tensor(math.log(0.05 if window is None
-                                                                  else 0.5)))
+                                                                  else 5.0)))
         # search-window width (a fraction of the frame side), None: global soft-argmax
         self.log_window = None if window is None else nn.Parameter(torch.tensor(math.log(window)))
 
