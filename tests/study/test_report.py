@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from pvvae.study.pipeline import pair_dir
+from pvvae.study.pipeline import pair_dir, plan_study
 from pvvae.study.report import compare, correlation, mean_std, write_report
 from pvvae.study.spec import StudySpec, Variant
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_mean_std_skips_missing_values():
@@ -43,16 +46,30 @@ def fake_result(variant: str, seed: int, gfvd: float, pred: float) -> dict:
             "seconds": {"video": 60.0}}
 
 
-def test_report_of_a_partial_study(tmp_path):
+def write_fake(spec: StudySpec, variant: str, seed: int, gfvd: float, pred: float,
+               steps: dict | None = None) -> None:
+    """A result.json whose steps are those the study plans (or ``steps``)."""
+    plan = plan_study(spec, [(spec.variant(variant), seed)])[0]["steps"]
+    result = fake_result(variant, seed, gfvd, pred)
+    result["steps"] = steps or {sid.split("-")[0]: sid for sid, _ in plan}
+    folder = pair_dir(spec, spec.variant(variant), seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.json").write_text(json.dumps(result))
+
+
+def test_report_of_a_partial_study(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
     spec = StudySpec(name="t", root=str(tmp_path), seeds=[0, 1, 2],
-                     variants=[Variant("a"), Variant("b")])
+                     variants=[Variant("a", video=["objective.max_drop_ratio=0.0"]),
+                               Variant("b")])
     spec.report.paper = {"a": {"gfvd": 200.0}, "b": {"gfvd": 150.0}}
     for variant, seed, gfvd, pred in [("a", 0, 300, 15), ("a", 1, 310, 15.5), ("b", 0, 250, 17),
                                       ("b", 1, 255, 17.5)]:
-        folder = pair_dir(spec, spec.variant(variant), seed)
-        folder.mkdir(parents=True)
-        (folder / "result.json").write_text(json.dumps(fake_result(variant, seed, gfvd, pred)))
+        write_fake(spec, variant, seed, gfvd, pred)
+    write_fake(spec, "b", 2, 999, 1, steps={"video": "video-0123456789ab"})  # old settings
     text = write_report(spec).read_text()
+    assert "Left out, measured with settings the study file no longer has" in text
+    assert "b, seed 2" in text and "999" not in text
     assert "| a | 305.0 +- 7.1 |" in text  # mean +- sample std over the 2 seeds measured
     assert "gFVD: b better than a" in text and "**reproduced**" in text
     assert "Figure 5d: normalised LTD rises monotonically for b, not for a | **reproduced**" in text

@@ -27,7 +27,7 @@ import numpy as np
 
 from pvvae.eval.report import fmt, markdown_table
 from pvvae.study.pipeline import pair_dir
-from pvvae.study.spec import StudySpec
+from pvvae.study.spec import StudySpec, select
 
 METRICS = {  # key -> (column title, lower is better)
     "gfvd": ("gFVD", True),
@@ -51,13 +51,25 @@ COLUMNS = {
 }
 
 
-def collect(spec: StudySpec) -> dict[str, list[dict]]:
-    """Variant name -> the results of its seeds measured so far (file order)."""
-    out: dict[str, list[dict]] = {}
-    for variant in spec.variants:
-        files = [pair_dir(spec, variant, s) / "result.json" for s in spec.seeds]
-        out[variant.name] = [json.loads(f.read_text()) for f in files if f.is_file()]
-    return out
+def collect(spec: StudySpec) -> tuple[dict[str, list[dict]], list[str]]:
+    """Variant name -> the results of its seeds measured so far (file order), and the pairs
+    left out as stale: their result was measured with other steps than the study file now
+    asks for (a changed setting; ``pvvae study run`` brings them up to date)."""
+    from pvvae.study.pipeline import plan_study
+
+    out: dict[str, list[dict]] = {v.name: [] for v in spec.variants}
+    stale = []
+    for row, (variant, seed) in zip(plan_study(spec, select(spec, None, None)),
+                                    select(spec, None, None)):
+        path = pair_dir(spec, variant, seed) / "result.json"
+        if not path.is_file():
+            continue
+        result = json.loads(path.read_text())
+        if set(result["steps"].values()) != {step_id for step_id, _ in row["steps"]}:
+            stale.append(f"{variant.name}, seed {seed}")
+            continue
+        out[variant.name].append(result)
+    return out, stale
 
 
 def mean_std(values: list[float | None]) -> tuple[float | None, float | None, int]:
@@ -308,7 +320,7 @@ def write_report(spec: StudySpec, out: str | Path | None = None) -> Path:
     ``ROOT/<study>``, e.g. ``docs/replication/table4`` to publish it); returns report.md."""
     out = Path(out) if out is not None else Path(spec.root) / spec.name
     out.mkdir(parents=True, exist_ok=True)
-    results = collect(spec)
+    results, stale = collect(spec)
     claims = order_claims(spec, results) + ltd_claims(spec, results) + probe_claims(spec, results)
     figures = ltd_figures(spec, results, out)
     corr = correlation(results)
@@ -321,8 +333,11 @@ def write_report(spec: StudySpec, out: str | Path | None = None) -> Path:
     slopes = scaling_slopes(spec, results) if spec.report.kind == "scaling" else {}
     if slopes:
         figures.append(scaling_figure(spec, results, out))
-    lines = [f"# {spec.title or spec.name}", "", protocol_line(spec, results), "",
-             table(spec, results), ""]
+    lines = [f"# {spec.title or spec.name}", "", protocol_line(spec, results), ""]
+    if stale:
+        lines += [f"Left out, measured with settings the study file no longer has (rerun "
+                  f"`pvvae study run` to update them): {'; '.join(stale)}.", ""]
+    lines += [table(spec, results), ""]
     probes = probe_table(spec, results)
     if probes:
         lines += ["Probing (seed Table 3 layout; in brackets the task's trivial baseline: zero "
