@@ -400,10 +400,12 @@ def run_pair(runner: Runner, spec: StudySpec, variant: Variant, seed: int) -> di
     model = list(stages.values())[-1]
     latents = measure_latents(runner, spec, model)
     recon = measure_recon(runner, spec, model)
-    latte = train_latte(runner, spec, build_cache(runner, spec, latents), seed)
+    cache = build_cache(runner, spec, latents)
+    latte = train_latte(runner, spec, cache, seed)
     real = real_features(runner, spec)
     gen = generate(runner, spec, latte, latents, real, seed)
-    steps = {**stages, "latents": latents, "recon": recon, "latte": latte, "generate": gen}
+    steps = {**stages, "latents": latents, "recon": recon, "cache": cache, "latte": latte,
+             "real": real, "generate": gen}
     if spec.measure.probe is not None:
         steps["probe"] = probe(runner, spec, latte, latents, seed)
     if runner.dry:

@@ -65,7 +65,7 @@ def collect(spec: StudySpec) -> tuple[dict[str, list[dict]], list[str]]:
         if not path.is_file():
             continue
         result = json.loads(path.read_text())
-        if set(result["steps"].values()) != {step_id for step_id, _ in row["steps"]}:
+        if not set(result["steps"].values()) <= {step_id for step_id, _ in row["steps"]}:
             stale.append(f"{variant.name}, seed {seed}")
             continue
         out[variant.name].append(result)
