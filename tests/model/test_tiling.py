@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from pvvae.model.common import TILE_BLEND_MARGIN
 from pvvae.model.tiling import blend_weights, tile_starts, tiled_apply
 from tests.conftest import make_micro_vae
 
@@ -36,17 +37,18 @@ def test_blend_ramp_spans_the_overlap_and_margin_cuts_it():
     assert blend_weights([0, 3], 6, 9, 0.5)[1][:3].tolist() == [0.0, 0.5, 1.0]  # odd overlap
 
 
-def test_margin_reproduces_a_local_function_exactly():
-    """A 3x3 conv needs 1 pixel of context: with overlaps of 8 pixels cut in the middle every
-    output pixel comes from a tile where it has its context, so tiling is exact (a seam test);
-    a linear ramp mixes in tile-edge pixels computed from padding."""
+@pytest.mark.parametrize("margin", [TILE_BLEND_MARGIN, 0.5])
+def test_margin_reproduces_a_local_function_exactly(margin):
+    """A 3x3 conv needs 1 pixel of context. With overlaps of 8 pixels or more and the margin
+    (the default's quarter, or a cut in the middle), no tile-edge pixel (computed from
+    padding) gets weight, so tiling is exact (a seam test); a linear ramp mixes them in."""
     conv = torch.nn.Conv3d(2, 2, (1, 3, 3), padding=(0, 1, 1))
     x = torch.randn(1, 2, 1, 64, 72)
     with torch.no_grad():
         ref = conv(x)
-        cut = tiled_apply(conv, x, tile=32, stride=24, scale=1.0, margin=0.5)
+        trimmed = tiled_apply(conv, x, tile=32, stride=24, scale=1.0, margin=margin)
         linear = tiled_apply(conv, x, tile=32, stride=24, scale=1.0)
-    torch.testing.assert_close(cut, ref)
+    torch.testing.assert_close(trimmed, ref)
     assert (linear - ref).abs().max() > 1e-3
 
 
