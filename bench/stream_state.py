@@ -17,21 +17,27 @@ import torch
 
 from pvvae import PVVAE
 
-torch.manual_seed(0)
-for name in ["tiny", "paper"]:
-    vae = PVVAE.from_preset(name).eval()
-    H = 64
-    with torch.no_grad():
-        x = torch.randn(1, 3, 5, H, H).clamp(-1, 1)
-        p, s = vae.encode_chunk(x)
-        p, s = vae.encode_chunk(torch.randn(1, 3, 4, H, H).clamp(-1, 1), s)
-        enc = sum(t.numel() * t.element_size() for t in s.tails.values())
-        z = p.mode()
-        y, sd = vae.decode_chunk(torch.randn(1, 64, 2, H // 16, H // 16))
-        y, sd = vae.decode_chunk(torch.randn(1, 64, 1, H // 16, H // 16), sd)
-        dec = sum(t.numel() * t.element_size() for t in sd.tails.values())
-    # 1080p tiled: 60 tiles of 256^2 (6 rows x 10 cols)
-    scale = 60 * 256 * 256 / H**2
-    print(name, f"enc state {enc/2**20:.2f} MiB dec {dec/2**20:.2f} MiB at {H}px;"
-          f" 1080p tiled (60 tiles of 256): {(enc+dec)*scale/2**30:.2f} GiB,"
-          f" untiled 1920x1072 {(enc+dec)*1920*1072/H**2/2**30:.2f} GiB", flush=True)
+
+def main() -> None:
+    """Print the state size of the tiny and paper presets (see the module docstring)."""
+    torch.manual_seed(0)
+    for name in ["tiny", "paper"]:
+        vae = PVVAE.from_preset(name).eval()
+        H = 64
+        with torch.no_grad():
+            x = torch.randn(1, 3, 5, H, H).clamp(-1, 1)
+            p, s = vae.encode_chunk(x)
+            p, s = vae.encode_chunk(torch.randn(1, 3, 4, H, H).clamp(-1, 1), s)
+            enc = sum(t.numel() * t.element_size() for t in s.tails.values())
+            y, sd = vae.decode_chunk(torch.randn(1, 64, 2, H // 16, H // 16))
+            y, sd = vae.decode_chunk(torch.randn(1, 64, 1, H // 16, H // 16), sd)
+            dec = sum(t.numel() * t.element_size() for t in sd.tails.values())
+        # 1080p tiled: 60 tiles of 256^2 (6 rows x 10 cols)
+        scale = 60 * 256 * 256 / H**2
+        print(name, f"enc state {enc/2**20:.2f} MiB dec {dec/2**20:.2f} MiB at {H}px;"
+              f" 1080p tiled (60 tiles of 256): {(enc+dec)*scale/2**30:.2f} GiB,"
+              f" untiled 1920x1072 {(enc+dec)*1920*1072/H**2/2**30:.2f} GiB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
