@@ -9,6 +9,16 @@ def test_iter_frames_equals_read_video():
     path = sample_video_path("bikes")
     frames = torch.stack(list(iter_frames(path, start=3, num_frames=4)))
     assert torch.equal(frames, read_video(path, start=3, num_frames=4))
+    strided = torch.stack(list(iter_frames(path, start=5, num_frames=4, stride=3)))
+    assert torch.equal(strided, read_video(path)[5:15:3])
+
+
+def test_empty_read_keeps_the_frame_size():
+    path = sample_video_path("bikes")
+    first = next(iter_frames(path))  # (H, W, 3)
+    assert list(iter_frames(path, num_frames=0)) == []
+    assert read_video(path, num_frames=0).shape == (0, *first.shape)
+    assert read_video(path, start=10**6).shape == (0, *first.shape)
 
 
 def test_writer_in_chunks_equals_write_video(tmp_path):

@@ -1,6 +1,8 @@
+import pytest
 import torch
 
-from pvvae.model.tiling import tile_starts, tiled_apply
+from pvvae.model.common import TILE_BLEND_MARGIN
+from pvvae.model.tiling import blend_weights, tile_starts, tiled_apply
 from tests.conftest import make_micro_vae
 
 
@@ -11,6 +13,43 @@ def test_tile_starts_cover_every_pixel():
         for s in starts:
             covered[s : s + tile] = True
         assert covered.all() and starts[-1] + min(tile, size) == size
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.25, 0.5])
+@pytest.mark.parametrize(
+    "size, tile, stride", [(64, 32, 16), (80, 32, 24), (100, 64, 48), (20, 32, 16)]
+)
+def test_blend_weights_are_a_partition_of_unity(size, tile, stride, margin):
+    """Summed over tiles, the weights are 1 everywhere (also across the wider overlap before a
+    last tile moved back to the border), each in [0, 1], and 1 at the image border."""
+    starts = tile_starts(size, tile, stride)
+    total = torch.zeros(size)
+    for start, w in zip(starts, blend_weights(starts, tile, size, margin), strict=True):
+        assert w.min() >= 0 and w.max() <= 1
+        total[start : start + len(w)] += w
+    torch.testing.assert_close(total, torch.ones(size))
+
+
+def test_blend_ramp_spans_the_overlap_and_margin_cuts_it():
+    (_, w_lin), (_, w_cut) = [blend_weights([0, 8], 16, 24, m) for m in (0.0, 0.5)]
+    torch.testing.assert_close(w_lin[:8], (torch.arange(8) + 0.5) / 8)  # linear, whole overlap
+    assert w_cut[:8].tolist() == [0.0] * 4 + [1.0] * 4  # a cut in the middle
+    assert blend_weights([0, 3], 6, 9, 0.5)[1][:3].tolist() == [0.0, 0.5, 1.0]  # odd overlap
+
+
+@pytest.mark.parametrize("margin", [TILE_BLEND_MARGIN, 0.5])
+def test_margin_reproduces_a_local_function_exactly(margin):
+    """A 3x3 conv needs 1 pixel of context. With overlaps of 8 pixels or more and the margin
+    (the default's quarter, or a cut in the middle), no tile-edge pixel (computed from
+    padding) gets weight, so tiling is exact (a seam test); a linear ramp mixes them in."""
+    conv = torch.nn.Conv3d(2, 2, (1, 3, 3), padding=(0, 1, 1))
+    x = torch.randn(1, 2, 1, 64, 72)
+    with torch.no_grad():
+        ref = conv(x)
+        trimmed = tiled_apply(conv, x, tile=32, stride=24, scale=1.0, margin=margin)
+        linear = tiled_apply(conv, x, tile=32, stride=24, scale=1.0)
+    torch.testing.assert_close(trimmed, ref)
+    assert (linear - ref).abs().max() > 1e-3
 
 
 def test_pointwise_function_is_reproduced_exactly():

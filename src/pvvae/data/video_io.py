@@ -18,8 +18,12 @@ model's spatial stride (16) that fits. Cropping, rather than resizing to the nea
 keeps the pixels bit-exact so reconstruction metrics compare against untouched content; at
 most ``multiple - 1`` rows/columns are lost per side.
 
-Reading decodes sequentially from the first frame, so frame indices are exact (no keyframe
-seek imprecision) at a cost linear in ``start``; the clips used here are short prefixes.
+One reader and one writer: :func:`iter_frames` yields frames one at a time and
+:func:`read_video` stacks them; :class:`VideoWriter` encodes chunk by chunk and
+:func:`write_video` writes a whole video as one chunk (so streamed and whole-clip files are
+identical). Reading decodes sequentially from the first frame, so frame indices are exact
+(no keyframe seek imprecision) at a cost linear in ``start``; the clips used here are short
+prefixes.
 
 Damaged files (issue 13). A file's *decodable length* (:func:`decodable_frames`) is the number
 of frames the decoder delivers, which is what clips are drawn from: container headers may claim
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -170,41 +175,58 @@ def video_info(path: PathLike) -> VideoInfo:
         return VideoInfo(num_frames, float(rate or 0.0), stream.height, stream.width)
 
 
-def read_video(
+def iter_frames(
     path: PathLike, start: int = 0, num_frames: int | None = None, stride: int = 1
-) -> torch.Tensor:
-    """Decode frames ``start, start + stride, ...`` of a video file.
+) -> Iterator[torch.Tensor]:
+    """Yield frames ``start, start + stride, ...`` of a video file one at a time.
+
+    The one reader of this package: :func:`read_video` stacks what it yields, and streaming
+    pipelines (``pvvae reconstruct``) consume it lazily, so memory stays that of one frame.
 
     Args:
         path: video file.
-        start: index of the first frame to return (0-based).
-        num_frames: how many frames to return (None: until the end). Fewer are returned when
-            the video ends first (possibly zero when ``start`` is past the end).
-        stride: step between returned frames (1 = every frame).
-    Returns:
-        uint8 tensor (T, H, W, 3), RGB, at the size of the first frame. Frames past a decoding
-        error are absent (the video ends there, see the module docstring).
+        start: index of the first frame to yield (0-based).
+        num_frames: how many frames at most (None: until the end). Fewer come when the
+            video ends first (none when ``start`` is past the end).
+        stride: step between yielded frames (1 = every frame).
+    Yields:
+        uint8 tensors (H, W, 3), RGB, at the size of the first frame of the file. Frames
+        past a decoding error are absent (the video ends there, see the module docstring);
+        decoding stops at the last requested frame, so later damage is never reached.
     Raises:
         VideoReadError: unreadable file, no video stream, or no decodable frame at all.
         ValueError: negative ``start``, ``stride < 1`` or negative ``num_frames``.
     """
     if start < 0 or stride < 1 or (num_frames is not None and num_frames < 0):
         raise ValueError(f"invalid start={start}, num_frames={num_frames}, stride={stride}")
-    frames: list[np.ndarray] = []
     size: tuple[int, int] | None = None  # (H, W) of the first frame: every frame gets it
     last = math.inf if num_frames is None else start + stride * (num_frames - 1)
     with _open(path) as container:
         for index, frame in enumerate(_decoded_frames(container, path)):
             size = size or (frame.height, frame.width)
             if index >= start and (index - start) % stride == 0 and index <= last:
-                frames.append(_rgb(frame, size))  # (H, W, 3)
+                yield torch.from_numpy(_rgb(frame, size))  # (H, W, 3)
             if index >= last:  # stop without decoding further (and hitting later damage)
                 break
     if size is None:
         raise VideoReadError(path, "no decodable frame")
-    if not frames:
-        return torch.zeros((0, *size, 3), dtype=torch.uint8)
-    return torch.from_numpy(np.stack(frames))  # (T, H, W, 3)
+
+
+def read_video(
+    path: PathLike, start: int = 0, num_frames: int | None = None, stride: int = 1
+) -> torch.Tensor:
+    """Decode frames ``start, start + stride, ...`` of a video file at once.
+
+    Args and errors: as :func:`iter_frames`.
+    Returns:
+        uint8 tensor (T, H, W, 3), RGB, at the size of the first frame; T = 0 (and the size
+        of the file's first frame) when ``start`` is past the end or ``num_frames`` is 0.
+    """
+    frames = list(iter_frames(path, start, num_frames, stride))
+    if frames:
+        return torch.stack(frames)  # (T, H, W, 3)
+    first = next(iter_frames(path, num_frames=1))  # (H, W, 3): the size of an empty result
+    return first.new_zeros((0, *first.shape))
 
 
 def to_model_range(frames: torch.Tensor) -> torch.Tensor:
@@ -232,37 +254,74 @@ def _as_uint8_frames(video: torch.Tensor | np.ndarray) -> np.ndarray:
     return video.cpu().numpy()
 
 
+class VideoWriter:
+    """An H.264 (libx264, yuv420p) video written chunk by chunk; a context manager.
+
+    The frame size is fixed by the first chunk; odd heights/widths are padded by repeating
+    the last row/column (yuv420p needs even sizes).
+
+    Args:
+        path: output file (mp4 or any container the suffix names); parent folders created.
+        fps: frame rate.
+        crf: x264 constant rate factor (lower is better; 18 is visually lossless).
+    """
+
+    def __init__(self, path: PathLike, fps: float = 8, crf: int = 18) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fps, self.crf = fps, crf
+        self.frames_written = 0
+        self._container = av.open(str(self.path), mode="w")
+        self._stream = None
+
+    def write(self, video: torch.Tensor | np.ndarray) -> None:
+        """Append frames: float (3, T, H, W) in [-1, 1] or uint8 (T, H, W, 3)."""
+        frames = _as_uint8_frames(video)  # (T, H, W, 3)
+        pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        if self._stream is None:
+            rate = Fraction(self.fps).limit_denominator(1001)
+            self._stream = self._container.add_stream("libx264", rate=rate)
+            self._stream.height, self._stream.width = frames.shape[1], frames.shape[2]
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = {"crf": str(self.crf)}
+        for array in frames:
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            self._container.mux(self._stream.encode(frame))
+        self.frames_written += len(frames)
+
+    def close(self) -> None:
+        """Flush delayed frames and close the file."""
+        if self._stream is not None:
+            self._container.mux(self._stream.encode(None))
+        self._container.close()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def write_video(
     path: PathLike, video: torch.Tensor | np.ndarray, fps: float = 8, crf: int = 18
 ) -> Path:
-    """Encode a video as H.264 (libx264, yuv420p) in an mp4 (or any container the suffix names).
-
-    Odd heights/widths are padded by repeating the last row/column (yuv420p needs even sizes).
+    """Encode a whole video at once (one :class:`VideoWriter` chunk; settings as there).
 
     Args:
         path: output file; missing parent folders are created.
-        video: float (3, T, H, W) in [-1, 1] or uint8 (T, H, W, 3).
+        video: float (3, T, H, W) in [-1, 1] or uint8 (T, H, W, 3), T >= 1.
         fps: frame rate.
-        crf: x264 constant rate factor (lower is better; 18 is visually lossless).
+        crf: x264 constant rate factor.
     Returns:
         The path written.
     """
-    frames = _as_uint8_frames(video)  # (T, H, W, 3)
+    frames = _as_uint8_frames(video)  # (T, H, W, 3), converted once
     if len(frames) == 0:
         raise ValueError("cannot write a video with zero frames")
-    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
-    frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.height, stream.width = frames.shape[1], frames.shape[2]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf)}
-        for array in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
-        container.mux(stream.encode(None))  # flush delayed frames
-    return path
+    with VideoWriter(path, fps, crf) as writer:
+        writer.write(frames)
+    return writer.path
 
 
 def _crop_box(
