@@ -110,3 +110,10 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         DiffusersPVVAE.new("tiny", latent_channels=8)
     with pytest.raises(NotImplementedError, match="no chunk-by-chunk streaming"):
         next(iter(model.iter_encode(clip())))
+
+
+def test_normalize_uses_the_diffusers_latent_statistics():
+    model = DiffusersPVVAE.new("tiny", **SMALL, latents_mean=[1.0] * 8, latents_std=[2.0] * 8)
+    z = torch.full((1, 8, 2, 2, 2), 3.0)
+    assert torch.equal(model.normalize(z), torch.ones_like(z))  # (z - mean) / std, as Wan does
+    assert torch.equal(model.denormalize(model.normalize(z)), z)

@@ -223,11 +223,14 @@ class VideoVAEMixin:
         return self.decode(z).sample[:, :, : n + num_future_frames]
 
     # ------------------------------------------------------------------ latent statistics
+    def latent_stat_values(self) -> tuple[Sequence[float], Sequence[float]]:
+        """Per-channel (mean, std) of the raw latents: the config's, else 0 and 1."""
+        c = self.latent_channels
+        return self.config.latents_mean or [0.0] * c, self.config.latents_std or [1.0] * c
+
     def _stats(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        c = self.config.latent_channels
-        mean = self.config.latents_mean or [0.0] * c
-        std = self.config.latents_std or [1.0] * c
-        shape = (1, c) + (1,) * (z.ndim - 2)
+        mean, std = self.latent_stat_values()
+        shape = (1, self.latent_channels) + (1,) * (z.ndim - 2)
         as_tensor = lambda v: torch.tensor(v, device=z.device, dtype=z.dtype).view(shape)  # noqa: E731
         return as_tensor(mean), as_tensor(std)
 

@@ -306,11 +306,9 @@ class DiffusersPVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
         super().disable_slicing()
         self.vae.disable_slicing()
 
-    def _stats(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        cfg, shape = self.vae.config, (1, self.latent_channels) + (1,) * (z.ndim - 2)
-        mean = torch.tensor(cfg.latents_mean, device=z.device, dtype=z.dtype).view(shape)
-        std = torch.tensor(cfg.latents_std, device=z.device, dtype=z.dtype).view(shape)
-        return mean, std
+    def latent_stat_values(self) -> tuple[list[float], list[float]]:
+        """Per-channel (mean, std) of the diffusers config (what the Wan pipelines use)."""
+        return self.vae.config.latents_mean, self.vae.config.latents_std
 
     def set_latent_stats(self, mean, std) -> None:
         """Store per-channel latent statistics in the diffusers config (the Wan pipelines
