@@ -41,11 +41,13 @@ def test_smoke_finetune_writes_a_folder_diffusers_loads(tmp_path):
 
 
 def test_padding_token_learns_and_decoder_stage_freezes_the_encoder(tmp_path):
-    run = train(
-        smoke(tmp_path, "train.steps=2", "objective.loss.lambda_gan=0.0", "train.ema=false")
-    )
+    cfg = smoke(tmp_path, "train.steps=2", "objective.loss.lambda_gan=0.0", "train.ema=false")
+    torch.manual_seed(cfg.train.seed)  # as build_state seeds it: the initial weights
+    initial = build_model(cfg).pad_token.detach().clone()
+    run = train(cfg)
+    assert [r["step/k"] for r in read_log(run)] == [1, 2]  # seed 0: the token is used
     first = load_model(run, use_ema=False)
-    assert not torch.equal(first.pad_token, DiffusersPVVAE.new("tiny").pad_token)
+    assert first.pad_token.shape == initial.shape and not torch.equal(first.pad_token, initial)
     decoder = train(
         smoke(
             tmp_path,
@@ -114,3 +116,63 @@ def test_export_refuses_a_pvvae_checkpoint(tmp_path):
     run = train(micro_config(tmp_path, "train.steps=1", "train.ckpt_every=1"))
     with pytest.raises(ValueError, match="export applies to diffusers VAEs"):
         export_diffusers(run, tmp_path / "out")
+
+
+def _parallel_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    import os
+
+    from pvvae.training import distributed
+    from pvvae.training.data import build_training_dataset, make_loader
+    from pvvae.training.state import build_state
+    from pvvae.training.trainer import train_step
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    info = distributed.setup("cpu")
+    try:
+        results = {}
+        for mode in ("ddp", "fsdp"):
+            cfg = smoke(
+                out_dir,
+                f"name={mode}",
+                f"train.parallel={mode}",
+                "train.device=cpu",
+                "objective.gan.start_step=1",
+                "train.gradient_checkpointing=true",
+            )
+            state = build_state(cfg, info)
+            loader = iter(
+                make_loader(
+                    build_training_dataset(cfg.data, 0), cfg.data, 0, info.rank, info.world_size
+                )
+            )
+            for _ in range(2):
+                train_step(state, next(loader))
+            weights = distributed.full_state_dict(state.vae.state_dict())
+            flat = torch.cat([v.flatten().double() for v in weights.values()])
+            results[mode] = distributed.all_gather_object(flat, info)
+        if info.is_main:
+            torch.save(results, os.path.join(out_dir, "results.pt"))
+        distributed.barrier(info)
+    finally:
+        distributed.teardown(info)
+
+
+def test_ddp_and_fsdp_train_the_wrapped_wan_vae(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_parallel_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    results = torch.load(tmp_path / "results.pt", weights_only=False)
+    assert torch.equal(results["ddp"][0], results["ddp"][1])  # ranks stay identical
+    assert torch.allclose(results["fsdp"][0], results["ddp"][0], rtol=1e-4, atol=1e-4)

@@ -404,15 +404,23 @@ def _supersede(run_dir: Path) -> None:
     )
 
 
+def _model_description(cfg: ExperimentConfig) -> str:
+    target = cfg.model.diffusers_target
+    if target is None:
+        return f"{cfg.model.preset} preset"
+    new = target.startswith("new:")
+    return f"{cfg.model.source}" + (f" ({cfg.model.preset} preset)" if new else "")
+
+
 def _log_summary(state: TrainState) -> None:
     total = sum(p.numel() for p in state.vae.parameters())
     trainable = sum(p.numel() for p in state.vae.parameters() if p.requires_grad)
     cfg = state.cfg
     logger.info(
-        "%s: stage %s, %s preset (%.1fM parameters, %.1fM trained), %d rank(s) on %s, %s, %s",
+        "%s: stage %s, %s (%.1fM parameters, %.1fM trained), %d rank(s) on %s, %s, %s",
         cfg.name,
         cfg.train.stage,
-        cfg.model.preset,
+        _model_description(cfg),
         total / 1e6,
         trainable / 1e6,
         state.dist.world_size,
