@@ -127,15 +127,14 @@ def build_model(cfg: ExperimentConfig) -> PVVAE:
 
 
 def _new_model(cfg: ExperimentConfig) -> PVVAE:
+    """The model of ``cfg.model.source`` before ``init_from``."""
     target = cfg.model.diffusers_target
     if target is None:
         return model_class(cfg.model.arch)(**cfg.model.build_kwargs())
-    from pvvae.model.diffusers_vae import NEW_PREFIX, DiffusersPVVAE
+    from pvvae.model.diffusers_vae import NEW_PREFIX, DiffusersPVVAE, diffusers_model_folder
 
     if target.startswith(NEW_PREFIX):
         return DiffusersPVVAE.new(cfg.model.preset, **cfg.model.overrides)
-    from pvvae.model.diffusers_vae import diffusers_model_folder
-
     try:
         diffusers_model_folder(target)
     except FileNotFoundError as e:
