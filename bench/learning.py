@@ -50,50 +50,33 @@ from pvvae.objectives.predictive import num_groups, sample_num_dropped
 HELDOUT_SEED = 10_000
 
 
-class WanLearner(nn.Module):
-    """A diffusers ``AutoencoderKLWan`` with a learnable padding token (the reference)."""
+class Learner(nn.Module):
+    """A VAE behind two calls, encode (posterior mean) and decode_padded, on the training path
+    of the library (``forward_encoder`` / ``forward_decoder`` / ``pad_latents``): a PV-VAE, or
+    the Wan reference, :class:`pvvae.model.diffusers_vae.DiffusersPVVAE` (a diffusers
+    ``AutoencoderKLWan`` with a learnable 64-d padding token; its decoder output is not
+    clamped, as in ``pvvae train``)."""
 
-    def __init__(self, base_dim: int = 28) -> None:
+    def __init__(self, vae: nn.Module) -> None:
         super().__init__()
-        from diffusers import AutoencoderKLWan
-
-        self.vae = AutoencoderKLWan(
-            base_dim=base_dim, decoder_base_dim=base_dim, z_dim=64, dim_mult=[1, 2, 4, 4],
-            num_res_blocks=1, temperal_downsample=[False, True, True], is_residual=True,
-            patch_size=2, scale_factor_spatial=16, scale_factor_temporal=4, in_channels=12,
-            out_channels=12, latents_mean=[0.0] * 64, latents_std=[1.0] * 64,
-        )
-        self.pad_token = nn.Parameter(torch.randn(64) * 0.02)
-
-    def encode(self, x: Tensor) -> Tensor:
-        return self.vae.encode(x).latent_dist.mode()  # (B, 64, t, h, w)
-
-    def decode_padded(self, z: Tensor, k: int) -> Tensor:
-        b, c, _, h, w = z.shape
-        pad = self.pad_token.view(1, c, 1, 1, 1).expand(b, c, k, h, w)
-        return self.vae.decode(torch.cat([z, pad], dim=2)).sample
-
-
-class PVVAELearner(nn.Module):
-    """``PVVAE`` (or, with ``transformer``, ``TransformerPVVAE``: PV-VAE*) behind the same
-    two calls as :class:`WanLearner`."""
-
-    def __init__(self, transformer: bool = False, **overrides) -> None:
-        super().__init__()
-        from pvvae import PVVAE, TransformerPVVAE
-
-        if transformer:
-            self.vae = TransformerPVVAE.from_preset("tiny", **overrides)
-        else:
-            self.vae = PVVAE.from_preset("tiny", **{"patch_shortcut": False, **overrides})
+        self.vae = vae
 
     def encode(self, x: Tensor) -> Tensor:
         from pvvae.model.distributions import DiagonalGaussian
 
-        return DiagonalGaussian(self.vae.encoder(x)).mode()
+        return DiagonalGaussian(self.vae.forward_encoder(x)).mode()  # (B, Cz, t, h, w)
 
     def decode_padded(self, z: Tensor, k: int) -> Tensor:
-        return self.vae.decoder(self.vae.pad_latents(z, k))
+        return self.vae.forward_decoder(self.vae.pad_latents(z, k))
+
+
+def _pvvae(transformer: bool = False, **overrides) -> nn.Module:
+    """``PVVAE`` (or, with ``transformer``, ``TransformerPVVAE``: PV-VAE*) of the tiny preset."""
+    from pvvae import PVVAE, TransformerPVVAE
+
+    if transformer:
+        return TransformerPVVAE.from_preset("tiny", **overrides)
+    return PVVAE.from_preset("tiny", **{"patch_shortcut": False, **overrides})
 
 
 def build(spec: str) -> nn.Module:
@@ -107,9 +90,13 @@ def build(spec: str) -> nn.Module:
         if isinstance(overrides[key], str):
             overrides[key] = json.loads(value)
     if name == "wan":
-        return WanLearner(**overrides)
+        from pvvae.model.diffusers_vae import DiffusersPVVAE
+
+        base_dim = overrides.pop("base_dim", 28)
+        return Learner(DiffusersPVVAE.new("tiny", base_dim=base_dim, decoder_base_dim=base_dim,
+                                          **overrides))
     if name in ("tiny", "transformer"):
-        return PVVAELearner(transformer=name == "transformer", **overrides)
+        return Learner(_pvvae(transformer=name == "transformer", **overrides))
     raise SystemExit(f"unknown model {spec!r}: use tiny, transformer, wan or tiny:key=value")
 
 
@@ -252,7 +239,7 @@ def pretrain_on_images(model: nn.Module, args, seed: int, batch: int = 8) -> Non
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.lr, args.warmup, 10**9)  # warm-up, then constant
         opt.step()
-    if isinstance(model, PVVAELearner):
+    if not hasattr(model.vae, "save_diffusers"):  # a PV-VAE
         inflate_temporal_kernels(model.vae)  # no temporal convs in PV-VAE*: a no-op
 
 
@@ -292,7 +279,7 @@ def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dic
                    **evaluate(model, heldout, args.observed)}
             rows.append(row)
             print(format_row(row), flush=True)
-    if args.diagnose and isinstance(model, PVVAELearner) and hasattr(model.vae.encoder, "stages"):
+    if args.diagnose and hasattr(getattr(model.vae, "encoder", None), "stages"):
         stats = stream_stats(model.vae.eval(), heldout[:4])
         rows[-1]["stream"] = stats
         print("  stream rms/content: " + "  ".join(

@@ -216,3 +216,24 @@ def test_transformer_folders_and_presets_load_as_pvvae(tmp_path):
     assert adapter.predict(x[:, :, :5], 4).shape == x.shape
     preset = load_vae("pvvae-preset:transformer-tiny")
     assert type(preset.model) is type(vae) and preset.latent_layout == "t4s16c64"
+
+
+def test_fine_tuned_wan_folder_predicts_with_its_padding_token(tmp_path):
+    """A Wan folder written by predictive fine-tuning (pad_token.safetensors beside the
+    diffusers files) predicts through the adapter, as DiffusersPVVAE.predict does; the same
+    folder without the token is a plain Wan VAE (no prediction)."""
+    from pvvae.model.diffusers_vae import PAD_TOKEN_FILE, DiffusersPVVAE
+
+    torch.manual_seed(0)
+    model = DiffusersPVVAE("AutoencoderKLWan", WAN22_TINY).eval()
+    model.save_diffusers(tmp_path / "ft")
+    adapter = load_vae(f"wan:{tmp_path / 'ft'}")
+    assert adapter.supports_prediction and "predictive" in adapter.name
+    x = random_video(1, 9, 32, 32)
+    with torch.no_grad():
+        expected = model.predict(x[:, :, :5], 4).clamp(-1, 1)
+    torch.testing.assert_close(adapter.predict(x[:, :, :5], 4), expected)
+    (tmp_path / "ft" / PAD_TOKEN_FILE).unlink()
+    plain = load_vae(f"wan:{tmp_path / 'ft'}")
+    with pytest.raises(PredictionNotSupported):
+        plain.predict(x[:, :, :5], 4)

@@ -20,7 +20,7 @@ import logging
 import sys
 
 # verb modules under pvvae.cli, in the order of ``pvvae --help``
-VERBS = ("train", "video", "eval", "gen", "probe", "study", "demo")
+VERBS = ("train", "export", "video", "eval", "gen", "probe", "study", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,8 @@ Per-model quirks handled here:
 - PV-VAE: T = 1 + 4k; :meth:`predict` pads dropped latent groups with the learned token.
 - Wan2.1 / Wan2.2 (``AutoencoderKLWan``): T = 1 + 4k (other counts are silently truncated by
   diffusers); Wan2.2 patchifies 2x2 internally (t4s16c48). Normalisation ``(z - mean) / std``.
+  A folder fine-tuned with predictive reconstruction (``pad_token.safetensors`` beside the
+  diffusers files, :mod:`pvvae.model.diffusers_vae`) also predicts.
 - CogVideoX (``AutoencoderKLCogVideoX``): T = 1 + 8k, since it encodes frames in batches of 8
   and decodes latents in pairs after an odd first batch (a 1 + 4k clip with an even latent count
   decodes to the wrong length). Normalisation ``z * scaling_factor``.
@@ -42,6 +44,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from pvvae.model.diffusers_vae import PAD_TOKEN_FILE
 from pvvae.model.registry import class_names
 
 
@@ -252,10 +255,10 @@ class PVVAEAdapter(VAEAdapter):
     def __init__(self, model, folder: Path | None = None, **kwargs) -> None:
         super().__init__(
             model,
-            name="PV-VAE",
+            name=_pvvae_name(model),
             temporal_compression=model.temporal_compression,
             spatial_compression=model.spatial_compression,
-            latent_channels=model.config.latent_channels,
+            latent_channels=model.latent_channels,
             **kwargs,
         )
         self.folder = folder
@@ -272,22 +275,54 @@ class PVVAEAdapter(VAEAdapter):
         return self.model.normalize(z)
 
 
+def _pvvae_name(model) -> str:
+    """"PV-VAE", or the diffusers class of a fine-tuned wrapper (``DiffusersPVVAE``)."""
+    vae_class = getattr(model.config, "vae_class", None)
+    return f"{vae_class} + predictive fine-tuning" if vae_class else "PV-VAE"
+
+
 class WanAdapter(VAEAdapter):
-    """``AutoencoderKLWan`` with a Wan2.1 (t4s8c16) or Wan2.2 (t4s16c48, 2x2 patchify) config."""
+    """``AutoencoderKLWan`` with a Wan2.1 (t4s8c16) or Wan2.2 (t4s16c48, 2x2 patchify) config.
+
+    Args:
+        model: the ``AutoencoderKLWan``.
+        folder: the folder it was read from; when it holds ``pad_token.safetensors`` (a VAE
+            fine-tuned with predictive reconstruction) the adapter predicts (seed section 3.1).
+        other arguments as :class:`VAEAdapter`.
+    """
 
     kind = "wan"
 
-    def __init__(self, model, **kwargs) -> None:
+    def __init__(self, model, folder: Path | None = None, **kwargs) -> None:
         cfg = model.config
         patch = cfg.patch_size or 1
+        predictive = folder is not None and (Path(folder) / PAD_TOKEN_FILE).is_file()
+        family = "Wan2.2 VAE" if patch > 1 else "Wan2.1 VAE"
         super().__init__(
             model,
-            name="Wan2.2 VAE" if patch > 1 else "Wan2.1 VAE",
+            name=f"{family} + predictive fine-tuning" if predictive else family,
             temporal_compression=2 ** sum(bool(t) for t in cfg.temperal_downsample),
             spatial_compression=2 ** (len(cfg.dim_mult) - 1) * patch,
             latent_channels=cfg.z_dim,
             **kwargs,
         )
+        self.predictor = None
+        if predictive:  # the wrapper shares the weights; only the token is added
+            from pvvae.model.diffusers_vae import DiffusersPVVAE
+
+            self.predictor = DiffusersPVVAE.wrap(self.model, folder)  # token on its device
+            self.predictor.requires_grad_(False).eval()
+            self.supports_prediction = True
+
+    @torch.no_grad()
+    def predict(self, x_obs: Tensor, num_future: int) -> Tensor:
+        """See :meth:`VAEAdapter.predict`: encode the observed prefix, pad the future latent
+        frames with the fine-tuned padding token, decode (``DiffusersPVVAE.predict``)."""
+        if self.predictor is None:
+            return super().predict(x_obs, num_future)
+        self._check_pixels(x_obs)
+        x_obs = x_obs.to(device=self.device, dtype=self.dtype)
+        return self.predictor.predict(x_obs, num_future).float().clamp(-1.0, 1.0)
 
     def normalize(self, z: Tensor) -> Tensor:
         """``(z - latents_mean) / latents_std`` (the Wan pipelines)."""
@@ -463,7 +498,10 @@ def load_diffusers_vae(
     model = getattr(diffusers, class_name).from_pretrained(
         path, subfolder=subfolder, torch_dtype=dtype, low_cpu_mem_usage=False
     )
-    return adapter_class(model, source=f"{kind}:{path}", device=device, dtype=dtype, label=label)
+    extra = {"folder": path / (subfolder or "")} if adapter_class is WanAdapter else {}
+    return adapter_class(
+        model, source=f"{kind}:{path}", device=device, dtype=dtype, label=label, **extra
+    )
 
 
 def load_pvvae(

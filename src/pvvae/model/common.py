@@ -12,7 +12,10 @@ A class using the mixin provides ``self.config`` (diffusers ``ConfigMixin``) wit
 ``spatial_compression``, ``temporal_compression`` and ``pad_token`` (a Cz-vector); and
 the networks ``encoder(x, ctx, slice_frames)`` and ``decoder(z, ctx, slice_frames)``, on
 which the shared inference path (input checks, encode / decode with chunks, slices and
-tiles, streaming with explicit causal states, forward) runs unchanged.
+tiles, streaming with explicit causal states, forward) runs unchanged. The trainer reaches
+the networks only through :meth:`forward_encoder`, :meth:`forward_decoder`,
+:meth:`encoder_modules` and :meth:`decoder_modules`, which a wrapper of another library's
+VAE (:class:`~pvvae.model.diffusers_vae.DiffusersPVVAE`) overrides.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Literal
 import torch
 from diffusers.models.autoencoders.vae import DecoderOutput
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
-from torch import Tensor
+from torch import Tensor, nn
 
 from pvvae.model.causal import CausalState, ChunkContext
 from pvvae.model.distributions import DiagonalGaussian
@@ -62,6 +65,36 @@ class VideoVAEMixin:
         self.chunk_latent_frames: int | None = 8
         self.slice_frames: int | None = 1
         self.check_range = False  # opt-in pixel-range check (costs two host syncs)
+
+    # ------------------------------------------------------------------ the layout
+    @property
+    def latent_channels(self) -> int:
+        """Cz, channels of the latent."""
+        return self.config.latent_channels
+
+    @property
+    def pixel_channels(self) -> int:
+        """Channels of the pixels (3)."""
+        return self.config.in_channels
+
+    # ------------------------------------------------------------------ training path
+    def forward_encoder(self, x: Tensor) -> Tensor:
+        """Posterior parameters of a whole short clip, without the chunking, tiling and input
+        checks of :meth:`encode` (the training path). (B, 3, 1 + 4k, H, W) ->
+        (B, 2Cz, 1 + k, H / 16, W / 16)."""
+        return self.encoder(x)
+
+    def forward_decoder(self, z: Tensor) -> Tensor:
+        """Pixels of latents (B, Cz, t, h, w), whole clip at once, not clamped (training)."""
+        return self.decoder(z)
+
+    def encoder_modules(self) -> list[nn.Module]:
+        """The modules that map pixels to the posterior (frozen in the decoder stage)."""
+        return [self.encoder]
+
+    def decoder_modules(self) -> list[nn.Module]:
+        """The modules that map latents to pixels."""
+        return [self.decoder]
 
     # ------------------------------------------------------------------ runtime options
     def enable_range_check(self, enable: bool = True) -> None:
@@ -196,11 +229,14 @@ class VideoVAEMixin:
         return self.decode(z).sample[:, :, : n + num_future_frames]
 
     # ------------------------------------------------------------------ latent statistics
+    def latent_stat_values(self) -> tuple[Sequence[float], Sequence[float]]:
+        """Per-channel (mean, std) of the raw latents: the config's, else 0 and 1."""
+        c = self.latent_channels
+        return self.config.latents_mean or [0.0] * c, self.config.latents_std or [1.0] * c
+
     def _stats(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        c = self.config.latent_channels
-        mean = self.config.latents_mean or [0.0] * c
-        std = self.config.latents_std or [1.0] * c
-        shape = (1, c) + (1,) * (z.ndim - 2)
+        mean, std = self.latent_stat_values()
+        shape = (1, self.latent_channels) + (1,) * (z.ndim - 2)
         as_tensor = lambda v: torch.tensor(v, device=z.device, dtype=z.dtype).view(shape)  # noqa: E731
         return as_tensor(mean), as_tensor(std)
 
@@ -237,9 +273,9 @@ class VideoVAEMixin:
             raise ValueError(
                 f"expected pixels of shape (B, C, T, H, W), got {tuple(x.shape)}.{hint}"
             )
-        if x.shape[1] != self.config.in_channels:
+        if x.shape[1] != self.pixel_channels:
             raise ValueError(
-                f"expected {self.config.in_channels} channels in dim 1 (B, C, T, H, W), got "
+                f"expected {self.pixel_channels} channels in dim 1 (B, C, T, H, W), got "
                 f"shape {tuple(x.shape)}; channel-last input needs x.permute(0, 4, 1, 2, 3)"
             )
         s = self.spatial_compression
@@ -384,9 +420,9 @@ class VideoVAEMixin:
         does not grow with t. For very long videos, :meth:`iter_decode` yields the pixels
         chunk by chunk instead of holding all of them.
         """
-        if z.ndim != 5 or z.shape[1] != self.config.latent_channels:
+        if z.ndim != 5 or z.shape[1] != self.latent_channels:
             raise ValueError(
-                f"expected latents (B, {self.config.latent_channels}, t, h, w), "
+                f"expected latents (B, {self.latent_channels}, t, h, w), "
                 f"got {tuple(z.shape)}"
             )
         if self.use_slicing and z.shape[0] > 1:

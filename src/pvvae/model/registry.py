@@ -9,7 +9,10 @@ arch            class                                  presets
 ==============  =====================================  ==============================
 
 Both share one public API (:class:`~pvvae.model.common.VideoVAEMixin`), so training,
-evaluation, caching and generation take either through configuration alone.
+evaluation, caching and generation take either through configuration alone. Training
+checkpoints of a fine-tuned diffusers VAE (``model.source: diffusers:...``) hold a
+:class:`~pvvae.model.diffusers_vae.DiffusersPVVAE`, which has the same API and is known here
+too (:func:`class_names`, :func:`class_of_config`).
 """
 
 from __future__ import annotations
@@ -47,9 +50,13 @@ def model_presets(arch: str) -> Mapping[str, dict]:
     return TRANSFORMER_PRESETS
 
 
+WRAPPER_CLASS = "DiffusersPVVAE"  # pvvae.model.diffusers_vae: a wrapped diffusers VAE
+
+
 def class_names() -> tuple[str, ...]:
-    """The ``_class_name`` values of saved PV-VAE models of every architecture."""
-    return tuple(model_class(arch).__name__ for arch in ARCHITECTURES)
+    """The ``_class_name`` values of saved PV-VAE models of every architecture, and of the
+    wrapper of a diffusers VAE fine-tuned with predictive reconstruction."""
+    return (*(model_class(arch).__name__ for arch in ARCHITECTURES), WRAPPER_CLASS)
 
 
 def read_config_json(folder: str | Path) -> dict:
@@ -81,6 +88,10 @@ def class_of_config(config: dict, source: str | Path) -> type:
         cls = model_class(arch)
         if cls.__name__ == name:
             return cls
+    if name == WRAPPER_CLASS:
+        from pvvae.model.diffusers_vae import DiffusersPVVAE
+
+        return DiffusersPVVAE
     raise ValueError(f"{source} describes {name!r}, not a PV-VAE model ({class_names()})")
 
 

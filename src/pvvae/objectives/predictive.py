@@ -78,7 +78,8 @@ def predictive_reconstruction(
     inference-time chunking, tiling and input checks of :meth:`PVVAE.encode`.
 
     Args:
-        vae: the model.
+        vae: the model (any :class:`~pvvae.model.common.VideoVAEMixin`: PV-VAE, PV-VAE* or
+            a wrapped diffusers VAE).
         x: (B, 3, 1 + T, H, W) in [-1, 1].
         k: dropped groups (see :func:`sample_num_dropped`); 0 is plain reconstruction.
         sample_posterior: sample z (training) or take the posterior mean.
@@ -88,7 +89,7 @@ def predictive_reconstruction(
     if not 0 <= k < groups:
         raise ValueError(f"k={k} dropped groups is out of range for G={groups}")
     n_obs = x.shape[2] - ct * k
-    posterior = DiagonalGaussian(vae.encoder(x[:, :, :n_obs]))  # (B, Cz, G - k, h, w)
+    posterior = DiagonalGaussian(vae.forward_encoder(x[:, :, :n_obs]))  # (B, Cz, G - k, h, w)
     z = posterior.sample(generator) if sample_posterior else posterior.mode()
-    x_hat = vae.decoder(vae.pad_latents(z, k, generator))  # (B, 3, 1 + T, H, W)
+    x_hat = vae.forward_decoder(vae.pad_latents(z, k, generator))  # (B, 3, 1 + T, H, W)
     return PredictiveOutput(x_hat=x_hat, posterior=posterior, k=k, num_observed_frames=n_obs)

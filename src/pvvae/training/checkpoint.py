@@ -197,6 +197,26 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", use_ema: bo
     return model.to(device).eval()
 
 
+def export_diffusers(path: str | Path, out: str | Path, use_ema: bool = True) -> Path:
+    """Write a fine-tuned diffusers VAE (``model.source: diffusers:...``) of a checkpoint as
+    a diffusers folder: ``AutoencoderKLWan.from_pretrained(out)`` loads it unchanged, and
+    ``pad_token.safetensors`` beside it keeps the padding token for ``predict``.
+
+    Args:
+        path: a checkpoint, model or run folder (its latest checkpoint; EMA preferred).
+        out: the folder to write.
+    Returns:
+        ``out``.
+    """
+    model = load_model(path, use_ema=use_ema)
+    if not hasattr(model, "save_diffusers"):
+        raise ValueError(
+            f"{path} holds a {type(model).__name__}, which is saved in its own format already; "
+            "export applies to diffusers VAEs fine-tuned with model.source=diffusers:..."
+        )
+    return model.save_diffusers(out)
+
+
 def read_model_config(folder: Path) -> tuple[type, dict[str, Any]]:
     """The model class ``folder/config.json`` names and the config, whose keys that class's
     ``__init__`` all accepts (the file is read once)."""

@@ -22,11 +22,22 @@ from pvvae.objectives.losses import LossWeights
 class ModelConfig:
     """Which VAE to build: an architecture, one of its presets, and constructor overrides.
 
-    ``arch``: "cnn" (:class:`pvvae.PVVAE`, seed section 3) or "transformer"
-    (:class:`pvvae.TransformerPVVAE`, PV-VAE* of seed section 5); ``overrides`` take any
-    argument of that class.
+    ``source`` says where the model comes from:
+
+    * ``pvvae`` (default): a PV-VAE of ``arch``, "cnn" (:class:`pvvae.PVVAE`, seed section 3)
+      or "transformer" (:class:`pvvae.TransformerPVVAE`, PV-VAE* of seed section 5), from
+      ``preset``; ``overrides`` take any argument of that class.
+    * ``diffusers:FOLDER``: fine-tune an existing diffusers video VAE (``AutoencoderKLWan``:
+      Wan2.1 / Wan2.2) saved in FOLDER (a model folder, or a pipeline folder with ``vae/``),
+      wrapped by :class:`pvvae.model.diffusers_vae.DiffusersPVVAE`; its padding token is read
+      from ``pad_token.safetensors`` when the folder has one. ``preset`` and ``overrides`` are
+      not used (``arch`` neither).
+    * ``diffusers:new:AutoencoderKLWan``: a randomly initialised ``AutoencoderKLWan`` of
+      ``preset`` (``pvvae.model.diffusers_vae.WAN_PRESETS``: wan2.1, wan2.2, tiny) with
+      ``overrides`` taking any ``AutoencoderKLWan`` argument (smoke tests, the proving ground).
     """
 
+    source: str = "pvvae"
     arch: Literal["cnn", "transformer"] = "cnn"
     preset: str = "tiny"
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -38,6 +49,18 @@ class ModelConfig:
     # inflate_temporal_kernels): a video stage started from an image stage then begins as a
     # per-frame model instead of mixing frames at random. Image outputs are unchanged.
     inflate_temporal: bool = False
+
+    @property
+    def diffusers_target(self) -> str | None:
+        """FOLDER or "new:CLASS" of a ``diffusers:`` source; None for a PV-VAE."""
+        if self.source == "pvvae":
+            return None
+        if not self.source.startswith("diffusers:") or self.source == "diffusers:":
+            raise ConfigError(
+                f"model.source={self.source!r}; valid: pvvae, diffusers:FOLDER (a saved "
+                "diffusers VAE) or diffusers:new:AutoencoderKLWan (random weights)"
+            )
+        return self.source.removeprefix("diffusers:")
 
     def build_kwargs(self) -> dict[str, Any]:
         """Constructor arguments; unknown override names raise :class:`ConfigError`."""
@@ -239,3 +262,33 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"train.image_every={cfg.train.image_every}: must be >= 0 (0: off)")
     if not 0.0 <= cfg.train.ema_decay < 1.0:
         raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.train.ema_decay}")
+    _validate_source(cfg.model)
+
+
+def _validate_source(model: ModelConfig) -> None:
+    """The ``diffusers:`` sources take no PV-VAE-only options (checked before any work)."""
+    target = model.diffusers_target
+    if target is None:
+        return
+    if model.inflate_temporal:
+        raise ConfigError(
+            "model.inflate_temporal applies to PV-VAE models; a diffusers VAE pads time with "
+            "zeros, so its image stage trains only the newest kernel taps: set it to false"
+        )
+    if target.startswith("new:"):
+        from pvvae.model.diffusers_vae import SUPPORTED_CLASSES, WAN_PRESETS
+
+        if target.removeprefix("new:") not in SUPPORTED_CLASSES:
+            raise ConfigError(
+                f"model.source={model.source!r}: supported classes {SUPPORTED_CLASSES}"
+            )
+        if model.preset not in WAN_PRESETS:
+            raise ConfigError(
+                f"model.preset={model.preset!r}; valid presets of {model.source}: "
+                f"{sorted(WAN_PRESETS)}"
+            )
+    elif model.overrides:
+        raise ConfigError(
+            f"model.overrides apply to new models only; {model.source} is built from the "
+            "config.json of its folder"
+        )

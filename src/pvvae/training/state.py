@@ -104,8 +104,13 @@ def gan_active(cfg: ExperimentConfig, step: int) -> bool:
 
 
 def build_model(cfg: ExperimentConfig) -> PVVAE:
-    """The VAE of ``cfg.model``, initialised from ``init_from`` (EMA weights preferred)."""
-    model = model_class(cfg.model.arch)(**cfg.model.build_kwargs())
+    """The VAE of ``cfg.model``, initialised from ``init_from`` (EMA weights preferred).
+
+    ``model.source`` picks a PV-VAE (``pvvae``) or a diffusers VAE wrapped for predictive
+    reconstruction (``diffusers:FOLDER``, ``diffusers:new:AutoencoderKLWan``; see
+    :class:`~pvvae.training.config.ModelConfig`).
+    """
+    model = _new_model(cfg)
     if cfg.model.init_from:
         source = load_model(cfg.model.init_from, use_ema=cfg.model.init_from_ema)
         try:
@@ -113,18 +118,39 @@ def build_model(cfg: ExperimentConfig) -> PVVAE:
         except RuntimeError as e:
             raise ValueError(
                 f"model.init_from={cfg.model.init_from} holds a model of another configuration "
-                f"than model.preset={cfg.model.preset!r} with {cfg.model.overrides}: {e}"
+                f"than model.source={cfg.model.source!r}, model.preset={cfg.model.preset!r} "
+                f"with {cfg.model.overrides}: {e}"
             ) from e
         if cfg.model.inflate_temporal:
             inflate_temporal_kernels(model)
     return model
 
 
+def _new_model(cfg: ExperimentConfig) -> PVVAE:
+    """The model of ``cfg.model.source`` before ``init_from``."""
+    target = cfg.model.diffusers_target
+    if target is None:
+        return model_class(cfg.model.arch)(**cfg.model.build_kwargs())
+    from pvvae.model.diffusers_vae import NEW_PREFIX, DiffusersPVVAE, diffusers_model_folder
+
+    if target.startswith(NEW_PREFIX):
+        return DiffusersPVVAE.new(cfg.model.preset, **cfg.model.overrides)
+    try:
+        diffusers_model_folder(target)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f"model.source={cfg.model.source}: no diffusers VAE in {target} (no config.json "
+            f"there or in its vae/); set model.source=diffusers:/path/to/your/vae"
+        ) from e
+    return DiffusersPVVAE.from_diffusers(target)
+
+
 def freeze_for_stage(vae: PVVAE, cfg: ExperimentConfig) -> None:
     """Stage freezing: the encoder in ``decoder``; the learnable padding token whenever it
     cannot be used (k always 0, or Gaussian padding)."""
     if cfg.train.stage == "decoder":
-        vae.encoder.requires_grad_(False)
+        for module in vae.encoder_modules():
+            module.requires_grad_(False)
     if drop_ratio(cfg) == 0.0 or vae.config.pad_mode != "learnable":
         vae.pad_token.requires_grad_(False)
 
@@ -133,7 +159,8 @@ def set_train_mode(state: TrainState) -> None:
     """Train mode, except the frozen encoder of the ``decoder`` stage (kept in eval)."""
     state.forward.train()
     if state.cfg.train.stage == "decoder":
-        state.vae.encoder.eval()
+        for module in state.vae.encoder_modules():
+            module.eval()
     if state.discriminator is not None:
         state.discriminator.train()
 
@@ -148,11 +175,14 @@ def _wrap_vae(vae: PVVAE, cfg: ExperimentConfig, info: DistInfo) -> nn.Module:
     """Checkpointing, DDP / FSDP and compile around the VAE's training forward pass.
 
     The units of checkpointing and of FSDP are the blocks the model class names in
-    diffusers' ``_repeated_blocks``.
+    diffusers' ``_repeated_blocks``; a wrapped diffusers VAE, whose blocks share a mutable
+    causal cache, is checkpointed per temporal chunk instead (it does it itself).
     """
     blocks = tuple({type(m) for m in vae.modules() if type(m).__name__ in vae._repeated_blocks})
     forward = PredictiveForward(vae)
-    if cfg.train.gradient_checkpointing:
+    if cfg.train.gradient_checkpointing and cfg.model.diffusers_target is not None:
+        vae.gradient_checkpointing = True
+    elif cfg.train.gradient_checkpointing:
         parallel.checkpoint_blocks(vae, blocks)
     if info.distributed and cfg.train.parallel == "fsdp":
         forward = parallel.shard(forward, lambda m: isinstance(m, blocks), info)
@@ -161,8 +191,8 @@ def _wrap_vae(vae: PVVAE, cfg: ExperimentConfig, info: DistInfo) -> nn.Module:
         varies = drop_ratio(cfg) > 0 and vae.pad_token.requires_grad
         forward = parallel.replicate(forward, info, find_unused_parameters=varies)
     if cfg.train.compile:
-        vae.encoder.compile()
-        vae.decoder.compile()
+        for module in vae.encoder_modules() + vae.decoder_modules():
+            module.compile()
     return forward
 
 

@@ -50,7 +50,7 @@ from pvvae.objectives.losses import (
 from pvvae.objectives.perceptual import lpips_loss, sample_frames
 from pvvae.objectives.predictive import num_groups, sample_num_dropped
 from pvvae.training import distributed, parallel, seeding
-from pvvae.training.checkpoint import latest_checkpoint, save_checkpoint
+from pvvae.training.checkpoint import export_diffusers, latest_checkpoint, save_checkpoint
 from pvvae.training.config import ExperimentConfig, validate
 from pvvae.training.data import build_training_dataset, make_loader
 from pvvae.training.distributed import resolve_device  # noqa: F401 (public re-export)
@@ -67,6 +67,7 @@ from pvvae.training.state import (  # noqa: F401 (build_model: public re-export)
 )
 
 logger = logging.getLogger(__name__)
+DIFFUSERS_DIR = "diffusers"  # run_dir/diffusers: a fine-tuned diffusers VAE, exported
 
 
 def autocast(state: TrainState) -> torch.autocast:
@@ -288,7 +289,20 @@ def _train(cfg: ExperimentConfig, info: distributed.DistInfo) -> Path:
         _loop(state, loader, dataset, log, run_dir)
     finally:
         log.close()
+    if cfg.model.diffusers_target is not None and info.is_main:
+        _export_final(run_dir)
     return run_dir
+
+
+def _export_final(run_dir: Path) -> Path | None:
+    """A fine-tuned diffusers VAE is also written as ``run_dir/diffusers`` (EMA weights
+    when kept), the folder diffusers pipelines load; None when the run saved no checkpoint."""
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        return None
+    folder = export_diffusers(checkpoint, run_dir / DIFFUSERS_DIR)
+    logger.info("exported %s as a diffusers folder %s", checkpoint.name, folder)
+    return folder
 
 
 def _loop(state: TrainState, loader, dataset, log: RunLogger, run_dir: Path) -> None:
@@ -374,9 +388,8 @@ def _prepare_run_dir(run_dir: Path, cfg: ExperimentConfig, info) -> Path | None:
 
 
 def _supersede(run_dir: Path) -> None:
-    old = [
-        p for p in (run_dir / "checkpoints", run_dir / "log.jsonl", run_dir / "tb") if p.exists()
-    ]
+    names = ("checkpoints", "log.jsonl", "tb", DIFFUSERS_DIR)
+    old = [run_dir / name for name in names if (run_dir / name).exists()]
     if not old:
         return
     dest = run_dir / time.strftime("superseded-%Y%m%d-%H%M%S")
@@ -391,15 +404,23 @@ def _supersede(run_dir: Path) -> None:
     )
 
 
+def _model_description(cfg: ExperimentConfig) -> str:
+    target = cfg.model.diffusers_target
+    if target is None:
+        return f"{cfg.model.preset} preset"
+    new = target.startswith("new:")
+    return f"{cfg.model.source}" + (f" ({cfg.model.preset} preset)" if new else "")
+
+
 def _log_summary(state: TrainState) -> None:
     total = sum(p.numel() for p in state.vae.parameters())
     trainable = sum(p.numel() for p in state.vae.parameters() if p.requires_grad)
     cfg = state.cfg
     logger.info(
-        "%s: stage %s, %s preset (%.1fM parameters, %.1fM trained), %d rank(s) on %s, %s, %s",
+        "%s: stage %s, %s (%.1fM parameters, %.1fM trained), %d rank(s) on %s, %s, %s",
         cfg.name,
         cfg.train.stage,
-        cfg.model.preset,
+        _model_description(cfg),
         total / 1e6,
         trainable / 1e6,
         state.dist.world_size,
