@@ -83,3 +83,13 @@ def test_launcher_trains_in_a_subprocess_with_stage_overrides(smoke):
 
 def _last_step(folder: Path) -> int:
     return json.loads((folder / "log.jsonl").read_text().splitlines()[-1])["step"]
+
+
+def test_step_keys_are_stable(monkeypatch):
+    """The keys of the committed CPU study (docs/replication.md) must not change when a config
+    field with a default is added: list such fields in ``pipeline.LATER_FIELDS``."""
+    monkeypatch.chdir(ROOT)
+    spec = load_study("configs/studies/table4.yaml")
+    row = plan_study(spec, [(spec.variants[0], 0)])[0]
+    ids = [step_id for step_id, _ in row["steps"]]
+    assert ids[:2] == ["image-d87c3392d44b", "video-ba798ce0067b"]

@@ -43,6 +43,11 @@ RUN_ONLY = {
     "name", "out_dir", "resume", "progress", "tensorboard", "log_every", "ckpt_every",
     "keep_last", "image_every", "device",
 }
+# Config fields added after step keys were first computed, with their defaults: left out of
+# the keys while at the default, so that a new field does not invalidate every result (a
+# field that changes nothing at its default must be listed here when it is added;
+# tests/study/test_pipeline.py checks a known key)
+LATER_FIELDS = {("model", "source"): "pvvae"}
 FVD_FRAMES = 16  # the FVD protocol's clip length (StyleGAN-V / Latte): the first 16 frames
 
 
@@ -71,6 +76,9 @@ def _key_view(cfg_dict: dict, upstream: dict[str, str]) -> dict:
                   if isinstance(values, dict) else values)
         for section, values in cfg_dict.items() if section not in RUN_ONLY
     }
+    for (section, key), default in LATER_FIELDS.items():
+        if isinstance(view.get(section), dict) and view[section].get(key, default) == default:
+            view[section] = {k: v for k, v in view[section].items() if k != key}
     for (section, key), step_id in ((tuple(k.split(".")), v) for k, v in upstream.items()):
         view[section] = {**view[section], key: f"step:{step_id}"}
     return view
