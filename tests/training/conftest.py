@@ -70,3 +70,25 @@ def run_pvvae(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
+
+
+def free_port() -> int:
+    """A TCP port free on localhost (for a gloo process group)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def join_gloo_group(rank: int, world: int, port: int):
+    """In a spawned test process: torchrun's environment for ``rank``, one thread, and
+    :func:`pvvae.training.distributed.setup` on the CPU (gloo). Returns its ``DistInfo``."""
+    import torch
+
+    from pvvae.training import distributed
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    return distributed.setup("cpu")

@@ -4,7 +4,6 @@ and ``torchrun -m pvvae train`` matches a single process over the same global ba
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from pvvae.training.data import build_training_dataset, make_loader
 from pvvae.training.state import build_model, build_state, restore
 from pvvae.training.trainer import save, train, train_step
 
-from .conftest import REPO, micro_config, read_log, subprocess_env
+from .conftest import REPO, free_port, join_gloo_group, micro_config, read_log, subprocess_env
 
 # GAN from step 1 (adaptive weight, LeCam), EMA, two resolutions: all state is distributed.
 DIST = [
@@ -33,12 +32,6 @@ DIST = [
     "train.ema_decay=0.5",
     "train.steps=3",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run_parallel(cfg, info, steps: int):
@@ -55,15 +48,7 @@ def _run_parallel(cfg, info, steps: int):
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-    )
-    torch.set_num_threads(1)
-    info = distributed.setup("cpu")
+    info = join_gloo_group(rank, world, port)
     try:
         results = {}
         for mode in ("ddp", "fsdp"):
@@ -100,7 +85,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
 
 def test_ddp_and_fsdp_on_two_gloo_processes(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     results = torch.load(tmp_path / "results.pt", weights_only=False)
     ddp, fsdp = results["ddp"], results["fsdp"]
     # DDP: every rank holds the same weights after the steps, trained on different clips
@@ -138,7 +123,7 @@ def test_torchrun_matches_a_single_process_over_the_same_global_batches(tmp_path
         "torch.distributed.run",
         "--nproc_per_node=2",
         "--master_port",
-        str(_free_port()),
+        str(free_port()),
         "-m",
         "pvvae",
         "train",

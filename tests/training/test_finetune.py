@@ -16,7 +16,7 @@ from pvvae.training.config import ExperimentConfig, validate
 from pvvae.training.state import build_model
 from pvvae.training.trainer import train
 
-from .conftest import REPO, read_log
+from .conftest import REPO, free_port, join_gloo_group, read_log
 
 SMOKE = REPO / "configs" / "finetune" / "smoke.yaml"
 FAST = ["train.progress=false", "objective.loss.lambda_lpips=0.0"]
@@ -126,15 +126,7 @@ def _parallel_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     from pvvae.training.state import build_state
     from pvvae.training.trainer import train_step
 
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-    )
-    torch.set_num_threads(1)
-    info = distributed.setup("cpu")
+    info = join_gloo_group(rank, world, port)
     try:
         results = {}
         for mode in ("ddp", "fsdp"):
@@ -165,21 +157,19 @@ def _parallel_worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
 
 def test_ddp_and_fsdp_train_the_wrapped_wan_vae(tmp_path):
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_parallel_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_parallel_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     results = torch.load(tmp_path / "results.pt", weights_only=False)
     ddp, fsdp = results["ddp"], results["fsdp"]
     assert torch.equal(ddp[0], ddp[1])  # DDP: ranks stay identical
     assert torch.isfinite(fsdp[0]).all() and fsdp[0].shape == ddp[0].shape
     # FSDP2 against DDP: the first run of this test (GAN with adaptive weight, per-chunk
     # checkpointing, lr 1e-3, 2 steps) found them apart by up to 0.003; the PV-VAE's test
-    # sees the same with tiny's patch shortcut (README). Not investigated yet: recorded here.
+    # sees the same with tiny's patch shortcut (README). With the GAN off (start_step 1000)
+    # the gap is the same 0.003, so the adaptive weight is not the cause; Adam's update has
+    # the size lr whatever the gradient, so float-level gradient differences between the two
+    # wrappers may be enough (compare gradients, not weights, to tell). Open: recorded here.
     gap = float((fsdp[0] - ddp[0]).abs().max())
     if gap > 1e-4:
         pytest.xfail(f"FSDP2 weights differ from DDP by {gap:.3g} after 2 steps (open)")
