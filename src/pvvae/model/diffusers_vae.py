@@ -330,13 +330,33 @@ class DiffusersPVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
     encode_chunk = decode_chunk = iter_encode = iter_decode = _streaming_unsupported
 
 
+class _Slots:
+    """Indexable slots that module hooks pass through as they are (not a list).
+
+    Wan's blocks update the causal cache in place (``feat_cache[i] = ...``, ``feat_idx[0] +=
+    1``). FSDP2's pre-forward hook rebuilds every list, tuple or dict among a unit's arguments
+    that holds a tensor requiring grad (``replace_grad_tensors``): the blocks then wrote into
+    the copy, the cache was lost between chunks, and FSDP2 trained another function than DDP.
+    FSDP2 does not traverse other objects, so these slots reach the blocks unchanged.
+    """
+
+    def __init__(self, items) -> None:
+        self.items = list(items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+    def __setitem__(self, i, value) -> None:
+        self.items[i] = value
+
+
 def _chunk_step(
     net: nn.Module, x: Tensor, cache: tuple[Tensor | None, ...], kwargs: dict
 ) -> tuple[Tensor, tuple[Tensor | None, ...]]:
     """One causal chunk through a Wan encoder or decoder: (output, the updated cache)."""
-    feat_cache, feat_idx = list(cache), [0]
+    feat_cache, feat_idx = _Slots(cache), _Slots([0])
     out = net(x, feat_cache=feat_cache, feat_idx=feat_idx, **kwargs)
-    return out, tuple(feat_cache)
+    return out, tuple(feat_cache.items)
 
 
 def _patchify(x: Tensor, p: int) -> Tensor:
