@@ -10,7 +10,7 @@ import torch
 
 from pvvae.eval.adapters import PVVAEAdapter
 from pvvae.eval.metrics.fvd import fvd_from_features
-from pvvae.eval.metrics.lpips import LPIPS
+from pvvae.objectives.lpips import LPIPS
 from pvvae.eval.metrics.psnr_ssim import video_psnr, video_ssim
 from pvvae.eval.recon import (
     ClipCache,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pvvae.eval.metrics.lpips import LPIPS, video_lpips
+from pvvae.objectives.lpips import LPIPS, video_lpips
 from pvvae.objectives.perceptual import lpips_loss, sample_frames
 
 

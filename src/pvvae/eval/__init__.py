@@ -22,7 +22,7 @@ _EXPORTS = {
     "pvvae.eval.metrics.psnr_ssim": (
         "psnr_frames", "ssim_frames", "video_psnr", "video_ssim", "compute_psnr", "compute_ssim",
     ),
-    "pvvae.eval.metrics.lpips": ("LPIPS", "video_lpips", "compute_lpips"),
+    "pvvae.objectives.lpips": ("LPIPS", "video_lpips", "compute_lpips"),
     "pvvae.eval.metrics.i3d": ("I3D", "load_i3d", "i3d_logits", "kinetics400_labels"),
     "pvvae.eval.metrics.fvd": (
         "compute_fvd", "compute_kvd", "compute_fvd_kvd", "frechet_distance",

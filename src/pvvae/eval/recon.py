@@ -6,7 +6,7 @@ Protocol (seed section 4.1, "Evaluation details"): clips of the first ``num_fram
 every clip from its posterior mean; outputs are clamped to [-1, 1]. Metrics:
 
 - PSNR / SSIM per frame, averaged over frames and clips (:mod:`pvvae.eval.metrics.psnr_ssim`);
-- LPIPS v0.1 with the AlexNet backbone by default (:mod:`pvvae.eval.metrics.lpips`); when the
+- LPIPS v0.1 with the AlexNet backbone by default (:mod:`pvvae.objectives.lpips`); when the
   backbone weights are missing it is reported as unavailable, with the reason;
 - rFVD: FVD between the I3D logits of the inputs and of the reconstructions (StyleGAN-V variant,
   :mod:`pvvae.eval.metrics.fvd`); rKVD is written to the JSON as well;
@@ -213,7 +213,7 @@ class MetricModels:
     """Shared metric networks; None with a reason when unavailable.
 
     Attributes:
-        lpips: an :class:`pvvae.eval.metrics.lpips.LPIPS` or None.
+        lpips: an :class:`pvvae.objectives.lpips.LPIPS` or None.
         lpips_note: what was used, or why LPIPS is unavailable.
         i3d: the Kinetics-400 I3D or None.
         fvd_note: what was used, or why rFVD is unavailable.
@@ -237,7 +237,7 @@ def load_metric_models(
         FileNotFoundError: LPIPS weights missing and ``config.require_lpips``.
     """
     from pvvae.eval.metrics.i3d import load_i3d
-    from pvvae.eval.metrics.lpips import LPIPS
+    from pvvae.objectives.lpips import LPIPS
 
     try:
         lpips = LPIPS(config.lpips_net, lpips_backbone, allow_download=allow_download).to(device)
@@ -414,7 +414,7 @@ def _clip_metrics(
     x: torch.Tensor, x_hat: torch.Tensor, lpips: torch.nn.Module | None
 ) -> dict[str, list[float | None]]:
     """Per-clip PSNR, SSIM and LPIPS of reconstructions (B, 3, T, H, W) in [-1, 1]."""
-    from pvvae.eval.metrics.lpips import video_lpips
+    from pvvae.objectives.lpips import video_lpips
     from pvvae.eval.metrics.psnr_ssim import video_psnr, video_ssim
 
     psnr = video_psnr(x_hat, x).tolist()

@@ -5,7 +5,7 @@ the batch, and averaged (the convention of WF-VAE / VidTok training and of the e
 tables). Optionally only a random subset of frames per clip goes through the network: the
 mean over a uniformly drawn subset is an unbiased estimate of the mean over all frames at a
 fraction of the cost (LPIPS's backbone costs about as much per frame as a small decoder).
-The network itself is :class:`pvvae.eval.metrics.lpips.LPIPS` (frozen, differentiable in its
+The network itself is :class:`pvvae.objectives.lpips.LPIPS` (frozen, differentiable in its
 inputs).
 """
 

@@ -224,7 +224,7 @@ def build_lpips(cfg: ExperimentConfig, device: torch.device) -> nn.Module | None
     """The frozen LPIPS network when ``lambda_lpips > 0`` (errors clearly if weights miss)."""
     if cfg.objective.loss.lambda_lpips <= 0:
         return None
-    from pvvae.eval.metrics.lpips import LPIPS
+    from pvvae.objectives.lpips import LPIPS
 
     lc = cfg.objective.lpips
     return LPIPS(

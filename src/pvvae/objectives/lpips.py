@@ -15,6 +15,9 @@ The backbones are ``nn.Sequential`` stacks laid out exactly like torchvision's `
 so the ``features.*`` tensors of torchvision's ImageNet checkpoints load with strict key
 checking. Those checkpoints are not shipped in any package: they are read from an explicit
 path, else from the torch hub cache, else downloaded from the torchvision URL when online.
+
+It lives with the objectives because the training loss (:mod:`pvvae.objectives.perceptual`)
+and the evaluation (``pvvae eval recon``) share it, and training must not import eval.
 """
 
 from __future__ import annotations

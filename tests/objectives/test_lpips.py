@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pvvae.eval.metrics.lpips import (
+from pvvae.objectives.lpips import (
     BACKBONES,
     LPIPS,
     alexnet_features,
