@@ -24,6 +24,15 @@ def test_epe_is_the_mean_euclidean_norm_of_the_difference():
         endpoint_error(pred, target, torch.zeros_like(valid))
 
 
+def test_epe_gradient_is_finite_where_the_flow_is_exact():
+    # A zero-initialised flow head predicts exactly 0; static pixels then have zero error.
+    pred = torch.zeros(1, 2, 1, 1, 2, requires_grad=True)
+    target = torch.tensor([[0.0, 3.0], [0.0, 4.0]]).view(1, 2, 1, 1, 2)
+    endpoint_error(pred, target).backward()
+    assert torch.isfinite(pred.grad).all()
+    assert pred.grad[..., 0].abs().max() == 0.0  # exact pixel: no push
+
+
 def test_frame_mse_is_in_unit_range_units():
     pred = torch.full((1, 3, 2, 2), 1.0)  # white in [-1, 1]
     target = torch.full((1, 3, 2, 2), -1.0)  # black: error 1 in [0, 1] units

@@ -48,7 +48,8 @@ def endpoint_error(pred: Tensor, target: Tensor, valid: Tensor | None = None) ->
     Returns:
         Scalar: mean of ``||pred - target||_2`` over (valid) pixels of every frame.
     """
-    epe = (pred - target).float().pow(2).sum(dim=1).sqrt()  # (B, T, H, W)
+    # vector_norm: its gradient at a zero difference is 0 (sqrt of a sum of squares gives NaN)
+    epe = torch.linalg.vector_norm((pred - target).float(), dim=1)  # (B, T, H, W)
     if valid is None:
         return epe.mean()
     if not valid.any():
