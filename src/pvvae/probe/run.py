@@ -70,8 +70,8 @@ class ProbeConfig:
     eval_data: str = ""
     num_frames: int = 17
     size: int = 64
-    train_clips: int = 64
-    eval_clips: int = 16
+    train_clips: int = 1024
+    eval_clips: int = 64
     seed: int = 0
     vae: str = ""
     residual_next: bool = False

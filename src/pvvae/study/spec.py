@@ -85,11 +85,11 @@ class ProbeSpec:
 
     tasks: list[str] = field(default_factory=lambda: ["flow", "next", "track"])
     data: str = "synthetic"
-    train_clips: int = 32
-    eval_clips: int = 16
-    steps: int = 150
+    train_clips: int = 1024
+    eval_clips: int = 64
+    steps: int = 600
     width: int = 32
-    batch_size: int = 4
+    batch_size: int = 8
     lr: float = 1e-3
     residual_next: bool = True
     layer: int | None = None
