@@ -41,11 +41,21 @@ def test_extends_takes_the_parent_and_replaces_keys(tmp_path):
     ("name: s\nvariants: [{name: a}, {name: a}]\n", "repeat"),
     ("name: s\nvariants: [{name: a, decoder: []}]\n", "stages.decoder"),
     ("name: s\nvariants: [{name: a, colour: red}]\n", "unknown config key"),
+    ("name: s\nvariants: [{name: a}, {name: b}]\nreport: {compare: [a, z]}\n",
+     r"report.compare=\['a', 'z'\]; name two variants"),
 ])
 def test_bad_study_files_fail_in_one_line(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as error:
         load_study(write(tmp_path / "s.yaml", text))
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("compare, pair", [
+    ("", ("a", "c")), ("report: {compare: [b, a]}", ("b", "a")), ("report: {compare: []}", None),
+])
+def test_the_claims_compare_first_and_last_unless_told(tmp_path, compare, pair):
+    text = f"name: s\nvariants: [{{name: a}}, {{name: b}}, {{name: c}}]\n{compare}\n"
+    assert load_study(write(tmp_path / "s.yaml", text)).compared() == pair
 
 
 def test_unknown_variant_or_seed_is_named(tmp_path):

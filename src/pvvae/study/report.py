@@ -114,13 +114,16 @@ def probe_table(spec: StudySpec, results: dict[str, list[dict]]) -> str | None:
 
 
 def probe_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
-    """Seed Table 3: the last variant (with PR) probes better than the first (without)."""
-    first, last = spec.variants[0].name, spec.variants[-1].name
+    """Seed Table 3: the variant with PR probes better than the one without
+    (``report.compare``, default the last and first)."""
+    if spec.compared() is None:
+        return []
+    first, last = spec.compared()
     claims = []
     for key, (title, lower, paper) in PROBES.items():
         a = [r.get(key) for r in results[first]]
         b = [r.get(key) for r in results[last]]
-        if first == last or mean_std(a)[0] is None or mean_std(b)[0] is None:
+        if mean_std(a)[0] is None or mean_std(b)[0] is None:
             continue
         claims.append({"claim": f"Table 3: {title} better for {last} than {first} (seed: "
                                 f"{paper})", "verdict": compare(a, b, lower),
@@ -199,9 +202,12 @@ def scaling_slopes(spec: StudySpec, results: dict[str, list[dict]]) -> dict[str,
 
 
 def ltd_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
-    """Figure 5c/5d for the first and last variants (the baseline and the full model)."""
-    first, last = spec.variants[0].name, spec.variants[-1].name
-    if first == last or not results[first] or not results[last]:
+    """Figure 5c/5d for the variants without and with PR (``report.compare``, default the
+    first and last: the baseline and the full model)."""
+    if spec.compared() is None:
+        return []
+    first, last = spec.compared()
+    if not results[first] or not results[last]:
         return []
     curve = lambda name: np.nanmean(  # noqa: E731
         [r["ltd_normalized"] for r in results[name] if r.get("ltd_normalized")], axis=0)

@@ -149,6 +149,9 @@ class ReportSpec:
     x_label: str = ""
     # variant -> the seed's numbers, e.g. {gfvd: 174.81, psnr: 33.44}: the claims to check
     paper: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the [without PR, with PR] variants of the LTD (Figure 5c/5d) and probing (Table 3)
+    # claims; None: the first and last variants; []: the study has no such pair (no claims)
+    compare: list[str] | None = None
 
 
 @dataclass
@@ -176,11 +179,25 @@ class StudySpec:
         duplicate = {n for n in names if names.count(n) > 1}
         if duplicate:
             raise ConfigError(f"study {self.name}: variant names repeat: {sorted(duplicate)}")
+        pair = self.report.compare
+        if pair is not None and (len(pair) not in (0, 2) or set(pair) - set(names)):
+            raise ConfigError(
+                f"study {self.name}: report.compare={pair}; name two variants [without, with] "
+                f"of {names}, or [] for none"
+            )
         if any(v.decoder is not None for v in self.variants) and not self.stages.decoder:
             raise ConfigError(
                 f"study {self.name}: a variant asks for the decoder stage but stages.decoder "
                 "is not set; name its config file in the recipe or the study file"
             )
+
+    def compared(self) -> tuple[str, str] | None:
+        """The (without, with) variant names the LTD and probing claims compare, or None."""
+        pair = self.report.compare
+        if pair is None:
+            first, last = self.variants[0].name, self.variants[-1].name
+            return None if first == last else (first, last)
+        return (pair[0], pair[1]) if pair else None
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
