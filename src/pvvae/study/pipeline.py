@@ -23,6 +23,7 @@ Results of a pair: ``ROOT/<study>/<variant>/seed<k>/result.json``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -246,7 +247,9 @@ def measure_recon(runner: Runner, spec: StudySpec, model: Step) -> Step:
     return step
 
 
+@functools.lru_cache(maxsize=1)
 def _i3d(device: torch.device):
+    """The frozen Kinetics-400 I3D, loaded once per process (every pair's steps share it)."""
     from pvvae.eval.metrics.i3d import load_i3d
 
     return load_i3d(device)
