@@ -10,7 +10,6 @@ import torch
 
 from pvvae.eval.adapters import PVVAEAdapter
 from pvvae.eval.metrics.fvd import fvd_from_features
-from pvvae.objectives.lpips import LPIPS
 from pvvae.eval.metrics.psnr_ssim import video_psnr, video_ssim
 from pvvae.eval.recon import (
     ClipCache,
@@ -22,6 +21,7 @@ from pvvae.eval.recon import (
     open_eval_data,
     write_recon_report,
 )
+from pvvae.objectives.lpips import LPIPS
 from tests.conftest import make_micro_vae
 
 CONFIG = ReconConfig(

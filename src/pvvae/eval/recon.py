@@ -414,8 +414,8 @@ def _clip_metrics(
     x: torch.Tensor, x_hat: torch.Tensor, lpips: torch.nn.Module | None
 ) -> dict[str, list[float | None]]:
     """Per-clip PSNR, SSIM and LPIPS of reconstructions (B, 3, T, H, W) in [-1, 1]."""
-    from pvvae.objectives.lpips import video_lpips
     from pvvae.eval.metrics.psnr_ssim import video_psnr, video_ssim
+    from pvvae.objectives.lpips import video_lpips
 
     psnr = video_psnr(x_hat, x).tolist()
     ssim = video_ssim(x_hat, x).tolist()
