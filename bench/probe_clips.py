@@ -65,13 +65,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--eval-clips", type=int, default=64)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--steps", type=int, default=HeadTrainConfig.steps)
+    parser.add_argument("--lr", type=float, default=HeadTrainConfig.lr)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training clips' seed (held-out clips: seed + 1), as the study's")
     parser.add_argument("--out", type=Path, default=None, help="write the rows (JSON)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = ProbeConfig(latte=args.latte, vae=args.vae, tasks=tuple(args.tasks),
-                      eval_clips=args.eval_clips, residual_next=True)
-    head_cfg = HeadTrainConfig(steps=args.steps)
+                      eval_clips=args.eval_clips, residual_next=True, seed=args.seed)
+    head_cfg = HeadTrainConfig(steps=args.steps, lr=args.lr, seed=args.seed)
     extractor = build_extractor(cfg)
     eval_data, _ = _stored(cfg, extractor, cfg.train_data, cfg.eval_clips, cfg.seed + 1)
     print("| task | train clips | probe (train) | baseline (train) | probe (held-out) | "
