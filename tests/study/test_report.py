@@ -74,3 +74,18 @@ def test_report_of_a_partial_study(tmp_path, monkeypatch):
     assert "gFVD: b better than a" in text and "**reproduced**" in text
     assert "Figure 5d: normalised LTD rises monotonically for b, not for a | **reproduced**" in text
     assert "correlation.png" in text and (tmp_path / "t" / "correlation.png").is_file()
+
+
+def test_scaling_report_fits_a_slope_per_group(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    variants = [Variant(f"r{r}-{n}", group=f"r = {r}", x=n,
+                        all=[f"data.num_clips={n}"],
+                        video=[f"objective.max_drop_ratio={r}.0"])
+                for r in (0, 1) for n in (10, 100)]
+    spec = StudySpec(name="s", root=str(tmp_path), seeds=[0], variants=variants)
+    spec.report.kind, spec.report.x_label = "scaling", "clips"
+    for name, gfvd in [("r0-10", 300), ("r0-100", 290), ("r1-10", 300), ("r1-100", 250)]:
+        write_fake(spec, name, 0, gfvd, 16.0)
+    text = write_report(spec).read_text()
+    assert "gFVD slope per decade of clips: r = 0: -10.0 (n = 2); r = 1: -50.0 (n = 2)" in text
+    assert (tmp_path / "s" / "scaling.png").is_file()
