@@ -91,3 +91,28 @@ def join_gloo_group(rank: int, world: int, port: int):
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     return distributed.setup("cpu")
+
+
+def run_on_two_ranks(worker, out_dir) -> dict:
+    """Run ``worker(info, out_dir) -> dict`` on two gloo ranks (``torch.multiprocessing``);
+    returns the main rank's dict. ``worker`` must be a module-level function."""
+    import torch
+    import torch.multiprocessing as mp
+
+    mp.spawn(_rank_main, args=(worker, free_port(), str(out_dir)), nprocs=2, join=True)
+    return torch.load(Path(out_dir) / "results.pt", weights_only=False)
+
+
+def _rank_main(rank: int, worker, port: int, out_dir: str) -> None:
+    import torch
+
+    from pvvae.training import distributed
+
+    info = join_gloo_group(rank, 2, port)
+    try:
+        results = worker(info, out_dir)
+        if info.is_main:
+            torch.save(results, Path(out_dir) / "results.pt")
+        distributed.barrier(info)
+    finally:
+        distributed.teardown(info)

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.multiprocessing as mp
 
 from pvvae.config import save_config
 from pvvae.training import distributed
@@ -18,7 +17,14 @@ from pvvae.training.data import build_training_dataset, make_loader
 from pvvae.training.state import build_model, build_state, restore
 from pvvae.training.trainer import save, train, train_step
 
-from .conftest import REPO, free_port, join_gloo_group, micro_config, read_log, subprocess_env
+from .conftest import (
+    REPO,
+    free_port,
+    micro_config,
+    read_log,
+    run_on_two_ranks,
+    subprocess_env,
+)
 
 # GAN from step 1 (adaptive weight, LeCam), EMA, two resolutions: all state is distributed.
 DIST = [
@@ -47,46 +53,39 @@ def _run_parallel(cfg, info, steps: int):
     return state, first
 
 
-def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    info = join_gloo_group(rank, world, port)
-    try:
-        results = {}
-        for mode in ("ddp", "fsdp"):
-            cfg = micro_config(out_dir, f"name={mode}", f"train.parallel={mode}", *DIST)
-            state, first = _run_parallel(cfg, info, steps=3)
-            vae = distributed.full_state_dict(state.vae.state_dict())
-            disc = distributed.full_state_dict(state.discriminator.state_dict())
-            flat = torch.cat([v.flatten().double() for v in [*vae.values(), *disc.values()]])
-            results[mode] = {
-                "params": distributed.all_gather_object(flat, info),
-                "first_batch": distributed.all_gather_object(first, info),
-                "step": state.step,
-            }
-            save(state, Path(out_dir) / mode)
-        # FSDP resume: a fresh sharded state restores the gathered checkpoint and steps on
-        cfg = micro_config(out_dir, "name=fsdp", "train.parallel=fsdp", *DIST)
-        fresh = build_state(cfg, info)
-        restore(fresh, checkpoint_dirs(os.path.join(out_dir, "fsdp"))[-1])
-        loader = make_loader(
-            build_training_dataset(cfg.data, 0),
-            cfg.data,
-            0,
-            info.rank,
-            info.world_size,
-            fresh.step,
-            fresh.data_position,
-        )
-        results["fsdp_resumed_loss"] = train_step(fresh, next(iter(loader)))["loss/total"]
-        if info.is_main:
-            torch.save(results, os.path.join(out_dir, "results.pt"))
-        distributed.barrier(info)
-    finally:
-        distributed.teardown(info)
+def _worker(info, out_dir: str) -> dict:
+    results = {}
+    for mode in ("ddp", "fsdp"):
+        cfg = micro_config(out_dir, f"name={mode}", f"train.parallel={mode}", *DIST)
+        state, first = _run_parallel(cfg, info, steps=3)
+        vae = distributed.full_state_dict(state.vae.state_dict())
+        disc = distributed.full_state_dict(state.discriminator.state_dict())
+        flat = torch.cat([v.flatten().double() for v in [*vae.values(), *disc.values()]])
+        results[mode] = {
+            "params": distributed.all_gather_object(flat, info),
+            "first_batch": distributed.all_gather_object(first, info),
+            "step": state.step,
+        }
+        save(state, Path(out_dir) / mode)
+    # FSDP resume: a fresh sharded state restores the gathered checkpoint and steps on
+    cfg = micro_config(out_dir, "name=fsdp", "train.parallel=fsdp", *DIST)
+    fresh = build_state(cfg, info)
+    restore(fresh, checkpoint_dirs(os.path.join(out_dir, "fsdp"))[-1])
+    loader = make_loader(
+        build_training_dataset(cfg.data, 0),
+        cfg.data,
+        0,
+        info.rank,
+        info.world_size,
+        fresh.step,
+        fresh.data_position,
+    )
+    results["fsdp_resumed_loss"] = train_step(fresh, next(iter(loader)))["loss/total"]
+    return results
 
 
 def test_ddp_and_fsdp_on_two_gloo_processes(tmp_path):
-    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
-    results = torch.load(tmp_path / "results.pt", weights_only=False)
+    results = run_on_two_ranks(_worker, tmp_path)
     ddp, fsdp = results["ddp"], results["fsdp"]
     # DDP: every rank holds the same weights after the steps, trained on different clips
     assert torch.equal(ddp["params"][0], ddp["params"][1])

@@ -16,7 +16,7 @@ from pvvae.training.config import ExperimentConfig, validate
 from pvvae.training.state import build_model
 from pvvae.training.trainer import train
 
-from .conftest import REPO, free_port, join_gloo_group, read_log
+from .conftest import REPO, read_log, run_on_two_ranks
 
 SMOKE = REPO / "configs" / "finetune" / "smoke.yaml"
 FAST = ["train.progress=false", "objective.loss.lambda_lpips=0.0"]
@@ -118,49 +118,39 @@ def test_export_refuses_a_pvvae_checkpoint(tmp_path):
         export_diffusers(run, tmp_path / "out")
 
 
-def _parallel_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    import os
-
+def _parallel_worker(info, out_dir: str) -> dict:
+    """Two steps under DDP, then FSDP2, on this rank: each mode's gathered flat weights."""
     from pvvae.training import distributed
     from pvvae.training.data import build_training_dataset, make_loader
     from pvvae.training.state import build_state
     from pvvae.training.trainer import train_step
 
-    info = join_gloo_group(rank, world, port)
-    try:
-        results = {}
-        for mode in ("ddp", "fsdp"):
-            cfg = smoke(
-                out_dir,
-                f"name={mode}",
-                f"train.parallel={mode}",
-                "train.device=cpu",
-                "objective.gan.start_step=1",
-                "train.gradient_checkpointing=true",
+    results = {}
+    for mode in ("ddp", "fsdp"):
+        cfg = smoke(
+            out_dir,
+            f"name={mode}",
+            f"train.parallel={mode}",
+            "train.device=cpu",
+            "objective.gan.start_step=1",
+            "train.gradient_checkpointing=true",
+        )
+        state = build_state(cfg, info)
+        loader = iter(
+            make_loader(
+                build_training_dataset(cfg.data, 0), cfg.data, 0, info.rank, info.world_size
             )
-            state = build_state(cfg, info)
-            loader = iter(
-                make_loader(
-                    build_training_dataset(cfg.data, 0), cfg.data, 0, info.rank, info.world_size
-                )
-            )
-            for _ in range(2):
-                train_step(state, next(loader))
-            weights = distributed.full_state_dict(state.vae.state_dict())
-            flat = torch.cat([v.flatten().double() for v in weights.values()])
-            results[mode] = distributed.all_gather_object(flat, info)
-        if info.is_main:
-            torch.save(results, os.path.join(out_dir, "results.pt"))
-        distributed.barrier(info)
-    finally:
-        distributed.teardown(info)
+        )
+        for _ in range(2):
+            train_step(state, next(loader))
+        weights = distributed.full_state_dict(state.vae.state_dict())
+        flat = torch.cat([v.flatten().double() for v in weights.values()])
+        results[mode] = distributed.all_gather_object(flat, info)
+    return results
 
 
 def test_ddp_and_fsdp_train_the_wrapped_wan_vae(tmp_path):
-    import torch.multiprocessing as mp
-
-    mp.spawn(_parallel_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
-    results = torch.load(tmp_path / "results.pt", weights_only=False)
+    results = run_on_two_ranks(_parallel_worker, tmp_path)
     ddp, fsdp = results["ddp"], results["fsdp"]
     assert torch.equal(ddp[0], ddp[1])  # DDP: ranks stay identical
     assert torch.isfinite(fsdp[0]).all() and fsdp[0].shape == ddp[0].shape
