@@ -32,7 +32,7 @@ def score_size(cfg: ProbeConfig, extractor, clips: int, eval_data, head_cfg) -> 
     seen = {k: v[: len(eval_data["features"])] for k, v in train.items()}
     rows = []
     for name in cfg.tasks:
-        task = build_task(name, cfg.residual_next)
+        task = build_task(name, cfg.residual_next, cfg.flow_loss)
         torch.manual_seed(head_cfg.seed)
         head = task.build_head(extractor.channels, extractor.spatial_factor,
                                extractor.temporal_factor, head_cfg.width)
@@ -63,17 +63,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--vae", default="", help="VAE override (default: the Latte's)")
     parser.add_argument("--clips", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--eval-clips", type=int, default=64)
+    parser.add_argument("--data", default="synthetic",
+                        help="synthetic (proving ground, default) or synthetic:textured")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--steps", type=int, default=HeadTrainConfig.steps)
     parser.add_argument("--lr", type=float, default=HeadTrainConfig.lr)
+    parser.add_argument("--flow-loss", default="mse", choices=["mse", "epe"])
     parser.add_argument("--seed", type=int, default=0,
                         help="training clips' seed (held-out clips: seed + 1), as the study's")
+    parser.add_argument("--layer", type=int, default=None,
+                        help="Latte block read (default depth // 2; 0: the VAE latents)")
+    parser.add_argument("--t", type=float, default=0.05, help="flow time of the noised input")
+    parser.add_argument("--draws", type=int, default=1, help="noise draws averaged")
     parser.add_argument("--out", type=Path, default=None, help="write the rows (JSON)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = ProbeConfig(latte=args.latte, vae=args.vae, tasks=tuple(args.tasks),
-                      eval_clips=args.eval_clips, residual_next=True, seed=args.seed)
+                      train_data=args.data,
+                      features={"layer": args.layer, "t": args.t, "num_draws": args.draws},
+                      eval_clips=args.eval_clips, residual_next=True, seed=args.seed,
+                      flow_loss=args.flow_loss)
     head_cfg = HeadTrainConfig(steps=args.steps, lr=args.lr, seed=args.seed)
     extractor = build_extractor(cfg)
     eval_data, _ = _stored(cfg, extractor, cfg.train_data, cfg.eval_clips, cfg.seed + 1)

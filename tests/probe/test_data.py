@@ -120,11 +120,27 @@ def test_next_frame_clips_from_a_video_folder(tmp_path):
 
 
 def test_synthetic_probe_clips_cut_the_generator_output():
-    from pvvae.data.synthetic import synthetic_clip
+    from pvvae.data.synthetic import preset_config, synthetic_clip
 
     item = SyntheticProbeClips(2, num_frames=5, size=32, seed=3, num_tracks=4)[1]
-    full = synthetic_clip(3, 1, num_frames=6, height=32, width=32, num_tracks=4)
+    cfg = preset_config("proving_ground", num_frames=6, height=32, width=32, num_tracks=4)
+    full = synthetic_clip(3, 1, cfg)  # the preset the library's VAEs and Lattes train on
     assert torch.equal(item["video"], full["video"][:, :5])
     assert torch.equal(item["next"], full["video"][:, 5])
     assert item["flow"].shape == (2, 4, 32, 32) and item["tracks"].shape == (4, 5, 2)
     assert item["visible"].shape == (4, 5)
+
+
+def test_synthetic_probe_spec_names_the_preset():
+    from pvvae.data.synthetic import synthetic_clip
+    from pvvae.probe.run import canonical_data_spec, open_probe_data
+
+    assert open_probe_data("synthetic", 5, 32, 2, 3).preset == "proving_ground"
+    # a study's store key names the clips: the default is spelled out
+    assert canonical_data_spec("synthetic") == canonical_data_spec("synthetic:proving_ground")
+    assert canonical_data_spec("synthetic:textured") == "synthetic:textured"
+    textured = open_probe_data("synthetic:textured", 5, 32, 2, 3)
+    full = synthetic_clip(3, 1, num_frames=6, height=32, width=32)  # generator defaults
+    assert torch.equal(textured[1]["video"], full["video"][:, :5])
+    with pytest.raises(ValueError, match="synthetic preset 'plain': use one of"):
+        open_probe_data("synthetic:plain", 5, 32, 2, 3)

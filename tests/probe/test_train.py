@@ -74,3 +74,15 @@ def test_residual_next_frame_head_starts_from_the_copy_baseline(stored):
     torch.nn.init.zeros_(head.out.bias)
     batch = {k: v[:2] for k, v in data.items()}
     assert torch.equal(task.predict(head, batch), task.baseline(batch))
+
+
+def test_flow_head_trains_on_squared_end_point_error_by_default():
+    flow = torch.zeros(1, 2, 1, 1, 2)
+    pred = torch.zeros_like(flow)
+    pred[0, :, 0, 0, 0] = torch.tensor([3.0, 4.0])  # EPE 5 at one of two pixels
+    batch = {"flow": flow}
+    assert build_task("flow").loss(pred, batch).item() == pytest.approx(12.5)  # (25 + 0) / 2
+    assert build_task("flow", flow_loss="epe").loss(pred, batch).item() == pytest.approx(2.5)
+    assert build_task("flow").score(pred, batch)["epe"] == pytest.approx(2.5)  # metric: EPE
+    with pytest.raises(ValueError, match="flow loss 'l1': use one of"):
+        build_task("flow", flow_loss="l1")

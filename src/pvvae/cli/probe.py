@@ -32,7 +32,9 @@ def _add_train(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tasks", nargs="+", default=["flow", "next", "track"],
                    choices=["flow", "next", "track"], help="tasks to probe")
-    p.add_argument("--data", default="synthetic", help="training data spec")
+    p.add_argument("--data", default="synthetic", help="training data spec: synthetic "
+                   "(proving-ground clips), synthetic:textured, sintel[-final]:ROOT, "
+                   "davis:PKL, videos:DIR")
     p.add_argument("--eval-data", default="", help="evaluation data spec "
                    "(default: synthetic clips of seed+1, or --data)")
     p.add_argument("--num-frames", type=int, default=17, help="frames per clip (1 + 4k)")
@@ -43,7 +45,7 @@ def _add_train(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="synthetic scene seed")
     p.add_argument("--vae", default="", help="VAE override (default: the Latte's)")
     p.add_argument("--layer", type=int, help="1-based Latte block (default depth//2; 0: latents)")
-    p.add_argument("--t", type=float, default=0.2, help="flow time of the noised input")
+    p.add_argument("--t", type=float, default=0.05, help="flow time of the noised input")
     p.add_argument("--draws", type=int, default=1, help="noise draws averaged")
     p.add_argument("--steps", type=int, default=600, help="head training steps")
     p.add_argument("--batch-size", type=int, default=8, help="clips per step")
@@ -51,6 +53,8 @@ def _add_train(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=32, help="head stem channels")
     p.add_argument("--residual-next", action="store_true",
                    help="next-frame head predicts the change from the last frame")
+    p.add_argument("--flow-loss", default="mse", choices=["mse", "epe"],
+                   help="flow head training loss: squared end-point error (default) or EPE")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N]")
     p.set_defaults(func=run_train)
 
@@ -74,7 +78,8 @@ def run_train(args: argparse.Namespace) -> int:
         latte=args.latte, tasks=tuple(args.tasks), train_data=args.data,
         eval_data=args.eval_data, num_frames=args.num_frames, size=args.size,
         train_clips=args.train_clips, eval_clips=args.eval_clips, seed=args.seed,
-        vae=args.vae, residual_next=args.residual_next, device=args.device,
+        vae=args.vae, residual_next=args.residual_next, flow_loss=args.flow_loss,
+        device=args.device,
         features={"layer": args.layer, "t": args.t, "num_draws": args.draws},
         head={"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
               "width": args.width, "seed": args.seed},

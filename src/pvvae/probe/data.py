@@ -37,7 +37,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from pvvae.data.synthetic import synthetic_clip
+from pvvae.data.synthetic import SYNTHETIC_PRESETS, preset_config, synthetic_clip
 
 FLO_MAGIC = 202021.25  # first float32 of a Middlebury / Sintel .flo file ("PIEH")
 SINTEL_PASSES = ("clean", "final")
@@ -141,31 +141,36 @@ def uint8_to_video(frames: np.ndarray) -> Tensor:
 class SyntheticProbeClips(Dataset):
     """Synthetic clips with every probing target (flow, next frame, tracks).
 
-    Clip ``i`` is ``synthetic_clip(seed, i, num_frames=T + 1, ...)``: its first ``T`` frames
-    are ``video``, frame ``T`` is ``next``; flow and tracks are cut to the first ``T`` frames.
+    Clip ``i`` is ``synthetic_clip(seed, i, preset_config(preset), num_frames=T + 1, ...)``:
+    its first ``T`` frames are ``video``, frame ``T`` is ``next``; flow and tracks are cut to
+    the first ``T`` frames. The default preset, ``proving_ground``, is the distribution the
+    library's VAEs and Lattes train on (``data.synthetic_preset``), so the probe reads features
+    of in-distribution clips; ``textured`` (textures, stripes, pixel noise) is harder.
 
     Args:
         num_clips: dataset length; num_frames: ``T``; size: square frame side.
         seed: stream seed (use different seeds for the probe's training and evaluation sets).
         num_tracks: point tracks per clip.
+        preset: a name in :data:`pvvae.data.synthetic.SYNTHETIC_PRESETS`.
     """
 
     def __init__(
         self, num_clips: int, num_frames: int = 17, size: int = 64, seed: int = 0,
-        num_tracks: int = 16,
+        num_tracks: int = 16, preset: str = "proving_ground",
     ) -> None:
+        if preset not in SYNTHETIC_PRESETS:
+            raise ValueError(f"synthetic preset {preset!r}: use one of {sorted(SYNTHETIC_PRESETS)}")
         self.num_clips, self.num_frames, self.size = num_clips, num_frames, size
-        self.seed, self.num_tracks = seed, num_tracks
+        self.seed, self.num_tracks, self.preset = seed, num_tracks, preset
+        self.config = preset_config(preset, num_frames=num_frames + 1, height=size, width=size,
+                                    num_tracks=num_tracks)
 
     def __len__(self) -> int:
         return self.num_clips
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         t = self.num_frames
-        clip = synthetic_clip(
-            self.seed, index, num_frames=t + 1, height=self.size, width=self.size,
-            num_tracks=self.num_tracks,
-        )
+        clip = synthetic_clip(self.seed, index, self.config)
         return {
             "video": clip["video"][:, :t],  # (3, T, H, W)
             "next": clip["video"][:, t],  # (3, H, W)

@@ -10,9 +10,12 @@ The seed reads "the 14th layer (out of 28) of the LVDM" and says nothing else. C
 * **Layer.** 1-based, as :meth:`pvvae.gen.latte.Latte.features`; ``None`` is the middle block
   ``depth // 2`` (14 of 28 for Latte-XL, the seed's choice). ``layer=0`` returns the normalised
   latents themselves: the "VAE latents only" reference, no diffusion model involved.
-* **Flow time.** ``t = 0.2`` by default. Diffusion-feature work (DIFT, Tang et al. 2023) reads
+* **Flow time.** ``t = 0.05`` by default. Diffusion-feature work (DIFT, Tang et al. 2023) reads
   features at a small noise level (``t = 261`` of 1000 DDPM steps for Stable Diffusion) so that
-  the network sees a "noisy training input" yet little of the content is destroyed.
+  the network sees a "noisy training input" yet little of the content is destroyed. Measured
+  on the proving ground (a CPU-scale Latte, block 4 of 8, flow head on 1,024 clips, held-out
+  EPE against 1.2748 for zero flow): 1.1608 at ``t = 0.05``, 1.2722 at ``t = 0.2`` (1.2432
+  averaging 8 draws): at ``t = 0.2`` the noise hides the motion of 4x4-position latents.
 * **Noise draws.** ``num_draws`` independent ``eps`` whose features are averaged (DIFT averages
   an ensemble of 8); 1 by default on the CPU. The draws come from a generator seeded by
   ``seed``, so features are deterministic.
@@ -44,7 +47,7 @@ class FeatureConfig:
     """
 
     layer: int | None = None
-    t: float = 0.2
+    t: float = 0.05
     num_draws: int = 1
     seed: int = 0
 

@@ -13,8 +13,10 @@ baseline and writes ``OUT/``::
 baseline VAE and of the one trained on PV-VAE), scores them on the same clips and writes the
 side-by-side table (``w/o PR`` vs ``w/ PR``).
 
-Data specs (:func:`open_probe_data`): ``synthetic`` (every task), ``sintel:ROOT`` or
-``sintel-final:ROOT`` (flow), ``davis:PKL`` (tracking), ``videos:DIR`` (next frame).
+Data specs (:func:`open_probe_data`): ``synthetic`` (every task; the ``proving_ground``
+clips the library trains on) or ``synthetic:PRESET`` (e.g. ``synthetic:textured``),
+``sintel:ROOT`` or ``sintel-final:ROOT`` (flow), ``davis:PKL`` (tracking), ``videos:DIR``
+(next frame).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class ProbeConfig:
         seed: seed of the synthetic training clips (evaluation uses ``seed + 1``).
         vae: VAE override (default: the one the Latte checkpoint records).
         residual_next: next-frame head predicts the change from the last frame.
+        flow_loss: training loss of the flow head, ``mse`` (squared EPE) or ``epe``
+            (:class:`pvvae.probe.tasks.FlowTask`).
         features, head: :class:`FeatureConfig` and :class:`HeadTrainConfig` fields.
     """
 
@@ -75,16 +79,24 @@ class ProbeConfig:
     seed: int = 0
     vae: str = ""
     residual_next: bool = False
+    flow_loss: str = "mse"
     device: str = "cpu"
     features: dict[str, Any] = field(default_factory=dict)
     head: dict[str, Any] = field(default_factory=dict)
+
+
+def canonical_data_spec(spec: str) -> str:
+    """``spec`` with its defaults spelled out (``synthetic`` -> ``synthetic:proving_ground``),
+    so that a store key names the clips, not a default that may change."""
+    return "synthetic:proving_ground" if spec == "synthetic" else spec
 
 
 def open_probe_data(spec: str, num_frames: int, size: int, num_clips: int, seed: int) -> Dataset:
     """The dataset named by ``spec`` (module docstring), clips of ``num_frames`` at ``size``."""
     kind, _, path = spec.partition(":")
     if kind == "synthetic":
-        return SyntheticProbeClips(num_clips, num_frames, size, seed)
+        preset = path or "proving_ground"
+        return SyntheticProbeClips(num_clips, num_frames, size, seed, preset=preset)
     if kind in ("sintel", "sintel-final"):
         pass_name = "final" if kind == "sintel-final" else "clean"
         return SintelClips(path, pass_name, num_frames, (size, size))
@@ -92,7 +104,7 @@ def open_probe_data(spec: str, num_frames: int, size: int, num_clips: int, seed:
         return TapVidDavisClips(path, num_frames, (size, size))
     if kind == "videos":
         return NextFrameClips(path, num_frames, size)
-    raise ValueError(f"data {spec!r}: use synthetic, sintel:ROOT, sintel-final:ROOT, "
+    raise ValueError(f"data {spec!r}: use synthetic[:PRESET], sintel:ROOT, sintel-final:ROOT, "
                      "davis:PKL or videos:DIR")
 
 
@@ -134,15 +146,15 @@ def train_probes(cfg: ProbeConfig, out: str | Path) -> dict[str, Any]:
         The content of ``probe.json``.
     """
     out = Path(out)
-    extractor = build_extractor(cfg)
+    tasks = [build_task(name, cfg.residual_next, cfg.flow_loss) for name in cfg.tasks]
     head_cfg = HeadTrainConfig(**cfg.head)
+    extractor = build_extractor(cfg)
     train_data, _ = _stored(cfg, extractor, cfg.train_data, cfg.train_clips, cfg.seed)
     eval_spec, eval_seed = _eval_spec(cfg)
     eval_data, eval_set = _stored(cfg, extractor, eval_spec, cfg.eval_clips, eval_seed)
     results: dict[str, Any] = {}
     (out / "heads").mkdir(parents=True, exist_ok=True)
-    for name in cfg.tasks:
-        task = build_task(name, cfg.residual_next)
+    for name, task in zip(cfg.tasks, tasks):
         torch.manual_seed(head_cfg.seed)
         head = task.build_head(extractor.channels, extractor.spatial_factor,
                                extractor.temporal_factor, head_cfg.width).to(cfg.device)
@@ -186,7 +198,7 @@ def load_probe(folder: str | Path, device: str = "cpu"):
     head_cfg = HeadTrainConfig(**cfg.head)
     heads = {}
     for name in cfg.tasks:
-        task = build_task(name, cfg.residual_next)
+        task = build_task(name, cfg.residual_next, cfg.flow_loss)
         head = task.build_head(extractor.channels, extractor.spatial_factor,
                                extractor.temporal_factor, head_cfg.width)
         head.load_state_dict(load_file(folder / "heads" / f"{name}.safetensors"))
@@ -218,7 +230,7 @@ def evaluate_probes(
         data, dataset = _stored(cfg, extractor, spec, cfg.eval_clips, seed)
         named[name] = {}
         for task_name, head in heads.items():
-            task = build_task(task_name, cfg.residual_next)
+            task = build_task(task_name, cfg.residual_next, cfg.flow_loss)
             if any(k not in data for k in task.targets):
                 logger.warning("%s: the data has no %s targets; task skipped", name, task_name)
                 continue

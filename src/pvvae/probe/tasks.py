@@ -38,11 +38,32 @@ from pvvae.probe.metrics import (
 Batch = dict[str, Tensor]
 
 
+FLOW_LOSSES = ("mse", "epe")
+
+
 class FlowTask:
-    """Optical flow (Sintel in the seed): 2-channel :class:`DenseHead`, EPE loss and metric."""
+    """Optical flow (Sintel in the seed): 2-channel :class:`DenseHead`, EPE metric.
+
+    The training loss (the seed gives none) is ``mse``, the mean squared end-point error
+    ``|pred - flow|^2``, by default, or ``epe``. Trained on the EPE itself, whose gradient
+    has unit norm at every pixel whatever the error, a head that can only partly tell where
+    a moving shape is stays at zero flow: the per-pixel optimum of an L1-type loss is the
+    median, zero wherever the motion is uncertain. Measured on the proving ground (VAE
+    latents, 1,024 clips, 600 steps): ``epe`` ends at zero flow (held-out EPE 1.2730 vs
+    1.2748), ``mse`` 12% below it (1.1225). The squared loss rewards partial evidence (its
+    optimum is the conditional mean), and the EPE of that mean is the lower one here.
+
+    Args:
+        loss: ``mse`` or ``epe``.
+    """
 
     name, metric, lower_is_better, baseline_name = "flow", "epe", True, "zero flow"
     targets = ("flow",)
+
+    def __init__(self, loss: str = "mse") -> None:
+        if loss not in FLOW_LOSSES:
+            raise ValueError(f"flow loss {loss!r}: use one of {FLOW_LOSSES}")
+        self.train_loss = loss
 
     def build_head(self, channels: int, spatial: int, temporal: int, width: int) -> nn.Module:
         return DenseHead(channels, 2, spatial, temporal, width, zero_output=True)
@@ -52,6 +73,8 @@ class FlowTask:
         return head(batch["features"])[:, :, :-1]
 
     def loss(self, pred: Tensor, batch: Batch) -> Tensor:
+        if self.train_loss == "mse":
+            return (pred - batch["flow"]).square().sum(dim=1).mean()  # squared EPE
         return endpoint_error(pred, batch["flow"])
 
     def baseline(self, batch: Batch) -> Tensor:
@@ -137,10 +160,11 @@ class TrackTask:
                 "curve": m["curve"]}
 
 
-def build_task(name: str, residual_next: bool = False):
-    """The task called ``name`` (``flow``, ``next`` or ``track``)."""
+def build_task(name: str, residual_next: bool = False, flow_loss: str = "mse"):
+    """The task called ``name`` (``flow``, ``next`` or ``track``); ``residual_next`` and
+    ``flow_loss`` are the options of :class:`NextFrameTask` and :class:`FlowTask`."""
     if name == "flow":
-        return FlowTask()
+        return FlowTask(flow_loss)
     if name == "next":
         return NextFrameTask(residual_next)
     if name == "track":

@@ -371,9 +371,11 @@ def _generate(folder: Path, m: Measure, latte: Step, latents: Step, real: Step,
 
 def probe(runner: Runner, spec: StudySpec, latte: Step, latents: Step, seed: int) -> Step:
     """Task heads on the frozen Latte's features (seed Table 3) against trivial baselines."""
+    from pvvae.probe.run import canonical_data_spec
+
     p, m = spec.measure.probe, spec.measure
     payload = {"latte": latte.id, "latents": latents.id, "seed": seed, "frames": m.frames,
-               "size": m.size, "probe": asdict(p)}
+               "size": m.size, "probe": {**asdict(p), "data": canonical_data_spec(p.data)}}
     step = make_step(runner.root, "probe", payload)
 
     def fn(folder: Path) -> dict:
@@ -384,7 +386,8 @@ def probe(runner: Runner, spec: StudySpec, latte: Step, latents: Step, seed: int
             latte=str(latte.folder), vae=latents.result()["model"], tasks=tuple(p.tasks),
             train_data=p.data, num_frames=m.frames, size=m.size, train_clips=p.train_clips,
             eval_clips=p.eval_clips, seed=seed, residual_next=p.residual_next,
-            device=str(_device(m)), features={"layer": p.layer, "t": p.t},
+            flow_loss=p.flow_loss, device=str(_device(m)),
+            features={"layer": p.layer, "t": p.t, "num_draws": p.draws},
             head={"steps": p.steps, "width": p.width, "batch_size": p.batch_size, "lr": p.lr,
                   "seed": seed},
         )

@@ -77,10 +77,13 @@ class ProbeSpec:
 
     Attributes:
         tasks: ``flow``, ``next``, ``track``; data: a probe data spec (``synthetic``: every
-            task, with ground truth); train_clips, eval_clips: clip counts (synthetic).
+            task, with ground truth, on the proving-ground clips the VAEs and Lattes train
+            on; ``synthetic:textured``: harder clips); train_clips, eval_clips: clip counts.
         steps, width, batch_size, lr: head training (:class:`pvvae.probe.HeadTrainConfig`).
         residual_next: the next-frame head predicts the change from the last frame.
-        layer, t: Latte block read (None: depth // 2) and flow time of the noised input.
+        flow_loss: training loss of the flow head, ``mse`` (squared EPE) or ``epe``.
+        layer, t, draws: Latte block read (None: depth // 2), flow time of the noised input
+            and noise draws averaged (:class:`pvvae.probe.FeatureConfig`).
     """
 
     tasks: list[str] = field(default_factory=lambda: ["flow", "next", "track"])
@@ -92,8 +95,10 @@ class ProbeSpec:
     batch_size: int = 8
     lr: float = 1e-3
     residual_next: bool = True
+    flow_loss: Literal["mse", "epe"] = "mse"
     layer: int | None = None
-    t: float = 0.2
+    t: float = 0.05
+    draws: int = 1
 
 
 @dataclass
