@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from pvvae.probe.run import ProbeConfig, _stored, build_extractor
-from pvvae.probe.tasks import TASKS, build_task
+from pvvae.probe.tasks import FLOW_LOSSES, TASKS, build_task
 from pvvae.probe.train import HeadTrainConfig, evaluate_head, train_head
 
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--steps", type=int, default=HeadTrainConfig.steps)
     parser.add_argument("--lr", type=float, default=HeadTrainConfig.lr)
-    parser.add_argument("--flow-loss", default="mse", choices=["mse", "epe"])
+    parser.add_argument("--flow-loss", default="mse", choices=FLOW_LOSSES)
     parser.add_argument("--seed", type=int, default=0,
                         help="training clips' seed (held-out clips: seed + 1), as the study's")
     parser.add_argument("--layer", type=int, default=None,

@@ -142,5 +142,5 @@ def test_synthetic_probe_spec_names_the_preset():
     textured = open_probe_data("synthetic:textured", 5, 32, 2, 3)
     full = synthetic_clip(3, 1, num_frames=6, height=32, width=32)  # generator defaults
     assert torch.equal(textured[1]["video"], full["video"][:, :5])
-    with pytest.raises(ValueError, match="synthetic preset 'plain': use one of"):
+    with pytest.raises(ValueError, match="unknown synthetic preset 'plain'; valid"):
         open_probe_data("synthetic:plain", 5, 32, 2, 3)

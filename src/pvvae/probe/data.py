@@ -37,7 +37,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from pvvae.data.synthetic import SYNTHETIC_PRESETS, preset_config, synthetic_clip
+from pvvae.data.synthetic import preset_config, synthetic_clip
 
 FLO_MAGIC = 202021.25  # first float32 of a Middlebury / Sintel .flo file ("PIEH")
 SINTEL_PASSES = ("clean", "final")
@@ -151,15 +151,14 @@ class SyntheticProbeClips(Dataset):
         num_clips: dataset length; num_frames: ``T``; size: square frame side.
         seed: stream seed (use different seeds for the probe's training and evaluation sets).
         num_tracks: point tracks per clip.
-        preset: a name in :data:`pvvae.data.synthetic.SYNTHETIC_PRESETS`.
+        preset: a name in :data:`pvvae.data.synthetic.SYNTHETIC_PRESETS` (others raise
+            :func:`pvvae.data.synthetic.preset_config`'s one-line error).
     """
 
     def __init__(
         self, num_clips: int, num_frames: int = 17, size: int = 64, seed: int = 0,
         num_tracks: int = 16, preset: str = "proving_ground",
     ) -> None:
-        if preset not in SYNTHETIC_PRESETS:
-            raise ValueError(f"synthetic preset {preset!r}: use one of {sorted(SYNTHETIC_PRESETS)}")
         self.num_clips, self.num_frames, self.size = num_clips, num_frames, size
         self.seed, self.num_tracks, self.preset = seed, num_tracks, preset
         self.config = preset_config(preset, num_frames=num_frames + 1, height=size, width=size,

@@ -93,10 +93,9 @@ def canonical_data_spec(spec: str) -> str:
 
 def open_probe_data(spec: str, num_frames: int, size: int, num_clips: int, seed: int) -> Dataset:
     """The dataset named by ``spec`` (module docstring), clips of ``num_frames`` at ``size``."""
-    kind, _, path = spec.partition(":")
+    kind, _, path = canonical_data_spec(spec).partition(":")
     if kind == "synthetic":
-        preset = path or "proving_ground"
-        return SyntheticProbeClips(num_clips, num_frames, size, seed, preset=preset)
+        return SyntheticProbeClips(num_clips, num_frames, size, seed, preset=path)
     if kind in ("sintel", "sintel-final"):
         pass_name = "final" if kind == "sintel-final" else "clean"
         return SintelClips(path, pass_name, num_frames, (size, size))
