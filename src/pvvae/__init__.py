@@ -1,13 +1,14 @@
 """pvvae: the Predictive Video VAE of "Video Generation with Predictive Latents".
 
 Top-level names are imported lazily so that ``import pvvae.data`` or ``import pvvae.eval``
-stays light.
+stays light. ``pvvae.load_model(folder)`` opens any saved VAE (model, checkpoint, run or
+exported diffusers folder: :func:`pvvae.inference.loading.load_model`).
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["PVVAE", "PRESETS", "TransformerPVVAE", "__version__"]
+__all__ = ["PVVAE", "PRESETS", "TransformerPVVAE", "load_model", "__version__"]
 
 
 def __getattr__(name: str):
@@ -19,4 +20,8 @@ def __getattr__(name: str):
         from pvvae.model.transformer import TransformerPVVAE
 
         return TransformerPVVAE
+    if name == "load_model":
+        from pvvae.inference.loading import load_model
+
+        return load_model
     raise AttributeError(f"module 'pvvae' has no attribute {name!r}")

@@ -9,6 +9,10 @@ Error boundary (issue 13): every known failure class (bad config, key or value; 
 damaged or refused file; unreadable data; a run stopped by NaN/Inf; disk full; out of memory)
 ends the command with exit code 2 and ONE line on stderr naming the problem, the file or key,
 and the fix. ``--debug`` (anywhere on the line) shows the traceback instead.
+
+Quiet by default: stderr holds our progress bars, our log lines and errors, nothing else.
+The known third-party warnings that a normal run triggers are filtered where they are
+emitted (:func:`quiet_third_party`); ``-v`` / ``--verbose`` (anywhere) lets them through.
 """
 
 from __future__ import annotations
@@ -21,6 +25,42 @@ import sys
 
 # verb modules under pvvae.cli, in the order of ``pvvae --help``
 VERBS = ("train", "export", "video", "eval", "gen", "probe", "study", "demo")
+GLOBAL_FLAGS = {"--debug": "debug", "-v": "verbose", "--verbose": "verbose"}  # anywhere
+
+# (logger, start of the message) of third-party warnings that say nothing about a run:
+# diffusers' from_pretrained without accelerate (it falls back to the ordinary loader, which
+# is what these models need), and ModelMixin.to(dtype) naming fp32 modules when it has none.
+KNOWN_NOISE = (
+    ("diffusers.models.modeling_utils", "Cannot initialize model with low cpu memory usage"),
+    ("diffusers.models.modeling_utils", "There are modules in "),
+)
+
+
+class _DropMessages(logging.Filter):
+    """Drops the records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def quiet_third_party(verbose: bool) -> None:
+    """Filter the :data:`KNOWN_NOISE` warnings at their loggers (none with ``verbose``).
+
+    Idempotent: a filter installed by an earlier call in the same process is replaced.
+    """
+    by_logger: dict[str, list[str]] = {}
+    for name, prefix in KNOWN_NOISE:
+        by_logger.setdefault(name, []).append(prefix)
+    for name, prefixes in by_logger.items():
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, _DropMessages)]:
+            logger.removeFilter(old)
+        if not verbose:
+            logger.addFilter(_DropMessages(tuple(prefixes)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an error (anywhere)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="show third-party warnings, hidden by default (anywhere)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for verb in VERBS:
@@ -82,8 +126,11 @@ def one_line(error: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    args = build_parser().parse_args(["--debug"] * debug + [a for a in argv if a != "--debug"])
+    flags = {GLOBAL_FLAGS[a] for a in argv if a in GLOBAL_FLAGS}
+    debug = "debug" in flags
+    quiet_third_party(verbose="verbose" in flags)
+    front = ["--debug"] * debug + ["--verbose"] * ("verbose" in flags)
+    args = build_parser().parse_args(front + [a for a in argv if a not in GLOBAL_FLAGS])
     try:
         return int(args.func(args) or 0)
     except known_errors() as e:

@@ -9,6 +9,15 @@ Spatial rule: with ``--size S`` the short side is resized to S and a centred S x
 cropped (the evaluation rule of :func:`pvvae.data.resize_and_crop`); without it, each side is
 centre-cropped to the largest multiple of 16 (:func:`pvvae.data.fit_to_multiple`, no
 resampling). Any frame count works: the last chunk is padded and the output trimmed back.
+
+Every VAE kind runs here (:func:`pvvae.inference.loading.load_model`): PV-VAE model,
+checkpoint and run folders, and a fine-tuned diffusers Wan VAE as a run folder or as the
+folder ``pvvae export`` writes. A Wan VAE has no chunk-by-chunk streaming: it encodes and
+decodes the whole read clip at once (memory grows with ``--max-frames``), and the result
+line says so.
+
+``encode`` records the model's fingerprint in the latent file; ``decode`` refuses latents of
+another model (``--force`` decodes them anyway) and latents of another width.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from pvvae.data.video_io import (
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_TILE_ABOVE = 1024  # pixels: --tiling auto tiles frames with a longer side
+WHOLE = 1 << 40  # the chunk length of a model without streaming: the whole clip
 
 
 def frame_size(text: str) -> int:
@@ -43,6 +53,21 @@ def frame_size(text: str) -> int:
             f"--size {size}: use a positive multiple of 16 (e.g. {max(16, 16 * round(size / 16))})"
         )
     return size
+
+
+def count(minimum: int):
+    """argparse type of a frame count: a whole number >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value}: must be >= {minimum}")
+        return value
+
+    return parse
 
 
 def prepare_frames(frames: torch.Tensor, size: int | None = None) -> torch.Tensor:
@@ -72,22 +97,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--tiling", choices=["auto", "on", "off"], default="auto",
         help=f"spatial tiling (auto: frames with a side above {AUTO_TILE_ABOVE} px)",
     )
-    run.add_argument("--chunk", type=int, default=4, help="latent frames per streamed chunk")
+    run.add_argument("--chunk", type=count(1), default=4,
+                     help="latent frames per streamed chunk")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     video_in = argparse.ArgumentParser(add_help=False)
     video_in.add_argument("input", help="input video file")
     video_in.add_argument("output", help="output file")
     video_in.add_argument("--size", type=frame_size,
                           help="short-side resize + centre crop to SIZE (a multiple of 16)")
-    video_in.add_argument("--max-frames", type=int, help="read at most this many frames")
+    video_in.add_argument("--max-frames", type=count(1), help="read at most this many frames")
     both = [model, video_in, run]
 
     p = sub.add_parser("reconstruct", parents=both, help="encode and decode a video (streamed)")
     p.set_defaults(func=run_reconstruct)
     p = sub.add_parser("predict", parents=both, help="observe N frames, predict the rest")
-    p.add_argument("--observe", type=int, required=True, help="frames the encoder sees")
+    p.add_argument("--observe", type=count(1), required=True,
+                   help="frames the encoder sees: 1 + 4m (1, 5, 9, 13, ...)")
     p.add_argument(
-        "--future", type=int, help="frames to predict (default: the rest of the read clip)"
+        "--future", type=count(0), help="frames to predict (default: the rest of the read clip)"
     )
     p.set_defaults(func=run_predict)
     p = sub.add_parser("encode", parents=both, help="video -> latents (.safetensors, streamed)")
@@ -95,6 +122,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("decode", parents=[model, run], help="latents (.safetensors) -> mp4")
     p.add_argument("input", help="latent file written by `pvvae encode`")
     p.add_argument("output", help="output mp4")
+    p.add_argument("--force", action="store_true",
+                   help="decode latents that another model (another fingerprint) wrote")
     p.set_defaults(func=run_decode)
 
 
@@ -102,17 +131,27 @@ class _Session:
     """The model, device and options of one CLI run, and the helpers every verb shares."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from pvvae.training.checkpoint import load_model
+        from pvvae.inference.loading import load_model, model_fingerprint, supports_streaming
         from pvvae.training.distributed import resolve_device
 
-        if args.chunk < 1:
-            raise ValueError(f"--chunk must be >= 1 latent frame, got {args.chunk}")
         self.args = args
         self.device, self.dtype = resolve_device(args.device), DTYPES[args.dtype]
-        self.vae = load_model(args.checkpoint, self.device).to(self.dtype)
+        self.vae = load_model(args.checkpoint, self.device)
+        self.fingerprint = model_fingerprint(self.vae)  # before any cast (the values change)
+        if self.dtype != torch.float32:
+            # nn.Module.to, not diffusers' ModelMixin.to: that one warns about fp32 modules
+            # that these models do not have
+            torch.nn.Module.to(self.vae, self.dtype)
+        self.streams = supports_streaming(self.vae)
         self.vae.set_chunk_size(args.chunk)
         if args.tiling == "on":
             self.vae.enable_tiling()
+
+    def note(self) -> str:
+        """What the result line says about a model that could not stream."""
+        if self.streams:
+            return ""
+        return f" (not streamed: {type(self.vae).__name__} encodes and decodes whole clips)"
 
     def configure_tiling(self, height: int, width: int) -> None:
         """Turn tiling on for large frames under ``--tiling auto``."""
@@ -124,7 +163,8 @@ class _Session:
         from pvvae.inference.stream import group_frames
 
         ct, n = self.vae.temporal_compression, self.args.chunk
-        for chunk, n_real in group_frames(frames, 1 + ct * (n - 1), ct * n, ct):
+        first, rest = (1 + ct * (n - 1), ct * n) if self.streams else (WHOLE, WHOLE)
+        for chunk, n_real in group_frames(frames, first, rest, ct):
             x = prepare_frames(chunk, getattr(self.args, "size", None))
             if not real:
                 self.configure_tiling(*x.shape[-2:])
@@ -172,7 +212,9 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                 psnr_sum += compute_psnr(x_hat, x[:, :, :n].float().cpu()) * n
                 frames += n
                 bar.update(n)
-    print(f"{args.output}: {frames} frames, PSNR {psnr_sum / max(frames, 1):.2f} dB")
+    if not frames:
+        raise ValueError(f"{args.input}: no frame could be read; is it a video file?")
+    print(f"{args.output}: {frames} frames, PSNR {psnr_sum / frames:.2f} dB{s.note()}")
     return 0
 
 
@@ -180,13 +222,11 @@ def run_predict(args: argparse.Namespace) -> int:
     from pvvae.data.video_stream import VideoWriter
     from pvvae.inference.stream import predict_chunks
 
-    s = _Session(args)
-    n_obs, ct = args.observe, s.vae.temporal_compression
     total, fps = _expected_frames(args)
-    if not 1 <= n_obs <= total:
-        raise ValueError(f"--observe {n_obs} must be between 1 and the {total} frames read")
+    _check_observe(args.observe, total)
+    s = _Session(args)
+    n_obs = encoded = args.observe
     future = args.future if args.future is not None else total - n_obs
-    encoded = 1 + ct * ((n_obs - 1) // ct)  # the encoder sees the longest 1 + 4m prefix
     out_total, written = n_obs + future, 0
     real: list[int] = []
     observed = s.chunks(_frames(args, stop=encoded), real)
@@ -202,8 +242,21 @@ def run_predict(args: argparse.Namespace) -> int:
                     score.add(x_hat, _take(truth, keep, args.size), written)
                 written += keep
                 bar.update(keep)
-    print(f"{args.output}: observed {n_obs} frames, predicted {future}{score.summary()}")
+    print(f"{args.output}: observed {n_obs} frames, predicted {future}{score.summary()}"
+          f"{s.note()}")
     return 0
+
+
+def _check_observe(n_obs: int, total: int, ct: int = 4) -> None:
+    """--observe must be 1 + 4m (the frames one causal encoder pass takes) and fit the clip."""
+    if (n_obs - 1) % ct:
+        low = 1 + ct * ((n_obs - 1) // ct)
+        raise ValueError(
+            f"--observe {n_obs}: the encoder sees 1 + {ct}m frames; use --observe {low} or "
+            f"{low + ct}"
+        )
+    if n_obs > total:
+        raise ValueError(f"--observe {n_obs} is more than the {total} frames read")
 
 
 class _PredictionScore:
@@ -245,36 +298,67 @@ def _take(frames: Iterator[torch.Tensor], n: int, size: int | None) -> torch.Ten
 
 def run_encode(args: argparse.Namespace) -> int:
     from pvvae.inference.latent_file import LatentWriter
+    from pvvae.inference.stream import encode_stream
 
     s = _Session(args)
     total, fps = _expected_frames(args)
     real: list[int] = []
-    latent_frames = 0
-    with LatentWriter(args.output, {"fps": fps}) as writer, s.progress(total, "encode") as bar:
+    latent_frames, shape = 0, None
+    header = {"fps": fps, "model": type(s.vae).__name__, "model_fingerprint": s.fingerprint}
+    with LatentWriter(args.output, header) as writer, s.progress(total, "encode") as bar:
         with torch.no_grad():
-            for posterior in s.vae.iter_encode(s.chunks(_frames(args), real)):
+            for posterior in encode_stream(s.vae, s.chunks(_frames(args), real)):
                 z = posterior.mode().float()  # (1, Cz, m, h, w), raw latents
                 writer.write(z)
-                latent_frames += z.shape[2]
+                latent_frames, shape = latent_frames + z.shape[2], z.shape
                 bar.update(real[-1])
+        if shape is None:
+            raise ValueError(f"{args.input}: no frame could be read; is it a video file?")
         sf = s.vae.spatial_compression
         writer.metadata.update(
-            num_frames=sum(real), height=z.shape[-2] * sf, width=z.shape[-1] * sf
+            num_frames=sum(real), height=shape[-2] * sf, width=shape[-1] * sf
         )
-    shape = (latent_frames, z.shape[1], *z.shape[-2:])
-    print(f"{args.output}: {sum(real)} frames -> latent_frames {shape} (t, Cz, h, w)")
+    dims = (latent_frames, shape[1], *shape[-2:])
+    print(f"{args.output}: {sum(real)} frames -> latent_frames {dims} (t, Cz, h, w){s.note()}")
     return 0
+
+
+def check_latents_fit(path: str, vae, fingerprint: str, force: bool) -> dict[str, str]:
+    """The metadata of latent file ``path`` once it is known that ``vae`` can decode it.
+
+    Raises:
+        ValueError: another latent width (never decodable), or latents written by a model of
+            another fingerprint (unless ``force``).
+    """
+    from pvvae.inference.latent_file import latent_metadata, latent_shape
+
+    meta, shape = latent_metadata(path), latent_shape(path)
+    if len(shape) != 4 or shape[1] != vae.latent_channels:
+        raise ValueError(
+            f"{path} holds latents (t, Cz, h, w) = {shape}, but the model has "
+            f"{vae.latent_channels} latent channels; decode with the model that encoded them"
+        )
+    written_by = meta.get("model_fingerprint")
+    if written_by is not None and written_by != fingerprint and not force:
+        raise ValueError(
+            f"{path} was written by model {written_by} ({meta.get('model', '?')}), not by this "
+            f"one ({fingerprint}): its decoded frames would be noise; decode with the model "
+            "that encoded it, or pass --force"
+        )
+    return meta
 
 
 def run_decode(args: argparse.Namespace) -> int:
     from pvvae.data.video_stream import VideoWriter
     from pvvae.inference.latent_file import iter_latent_chunks, latent_metadata
+    from pvvae.inference.stream import decode_stream
 
+    latent_metadata(args.input)  # a file of another kind fails before the model loads
     s = _Session(args)
-    meta = latent_metadata(args.input)
+    meta = check_latents_fit(args.input, s.vae, s.fingerprint, args.force)
     num_frames = int(meta.get("num_frames", 0)) or None
     s.configure_tiling(int(meta.get("height", 0)), int(meta.get("width", 0)))
-    n = args.chunk
+    n = args.chunk if s.streams else WHOLE
     latents = (
         z.to(s.device, s.dtype) for z in iter_latent_chunks(args.input, n, n)
     )
@@ -282,11 +366,11 @@ def run_decode(args: argparse.Namespace) -> int:
     fps = float(meta.get("fps", 8))
     with VideoWriter(args.output, fps=fps) as writer, s.progress(num_frames, "decode") as bar:
         with torch.no_grad():
-            for x_hat in s.vae.iter_decode(latents):
+            for x_hat in decode_stream(s.vae, latents):
                 keep = x_hat.shape[2] if num_frames is None else num_frames - written
                 x_hat = x_hat[:, :, :keep].float().cpu()
                 writer.write(x_hat[0])
                 written += x_hat.shape[2]
                 bar.update(x_hat.shape[2])
-    print(f"{args.output}: {written} frames")
+    print(f"{args.output}: {written} frames{s.note()}")
     return 0

@@ -4,7 +4,9 @@ Layout: one tensor ``latent_frames`` of shape (t, Cz, h, w), frame-major, so tha
 appended as they are encoded and read back by slicing (``safe_open(...).get_slice``) without
 loading the file; :func:`load_latents` returns the usual (1, Cz, t, h, w). The latents are the
 **raw** posterior means (not normalised: use ``vae.normalize`` for a diffusion model). The
-metadata records the source frame count, frame rate and frame size.
+metadata records the source frame count, frame rate and frame size, and the fingerprint of the
+model that wrote the latents (:func:`pvvae.inference.loading.model_fingerprint`), which
+``pvvae decode`` checks.
 
 Writing streams the chunks to a ``.part`` file beside the output and prepends the safetensors
 header (whose size depends on the final shape) when closing.
@@ -89,18 +91,38 @@ class LatentWriter:
             self._part.unlink(missing_ok=True)
 
 
+def _open(path: str | Path):
+    """``safe_open`` of a latent file; any other file is a one-line ValueError."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such latent file (write one with `pvvae encode`)")
+    try:
+        return safe_open(str(path), framework="pt")
+    except Exception as e:  # SafetensorError: not a safetensors file (e.g. an mp4)
+        raise ValueError(
+            f"{path} is not a latent file ({' '.join(str(e).split())}); pass the .safetensors "
+            "file written by `pvvae encode`"
+        ) from None
+
+
 def latent_metadata(path: str | Path) -> dict[str, str]:
     """The header metadata of a latent file."""
-    with safe_open(str(path), framework="pt") as f:
+    with _open(path) as f:
         if KEY not in f.keys():
             raise ValueError(f"{path}: no '{KEY}' tensor; write latent files with `pvvae encode`")
         return f.metadata() or {}
 
 
+def latent_shape(path: str | Path) -> tuple[int, ...]:
+    """The shape (t, Cz, h, w) of a latent file's tensor, read from its header."""
+    latent_metadata(path)
+    with _open(path) as f:
+        return tuple(f.get_slice(KEY).get_shape())
+
+
 def iter_latent_chunks(path: str | Path, first: int, rest: int) -> Iterator[Tensor]:
     """Read a latent file ``first`` latent frames, then ``rest`` at a time: (1, Cz, m, h, w)."""
     latent_metadata(path)  # a clear error for a file of another kind
-    with safe_open(str(path), framework="pt") as f:
+    with _open(path) as f:
         frames = f.get_slice(KEY)
         total, start, size = frames.get_shape()[0], 0, first
         while start < total:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 from torch import Tensor
 
+from pvvae.inference.loading import supports_streaming
 from pvvae.model.autoencoder import PVVAE
 
 
@@ -52,6 +53,22 @@ def group_frames(
         yield torch.stack(buffer), n
 
 
+def encode_stream(vae: PVVAE, chunks: Iterable[Tensor]) -> Iterator:
+    """Posteriors of pixel chunks: ``vae.iter_encode`` (causal state carried from chunk to
+    chunk), or each chunk encoded alone for a model without streaming."""
+    if supports_streaming(vae):
+        return vae.iter_encode(chunks)
+    return (vae.encode(x).latent_dist for x in chunks)
+
+
+def decode_stream(vae: PVVAE, latents: Iterable[Tensor]) -> Iterator[Tensor]:
+    """Pixels of latent chunks: ``vae.iter_decode``, or each chunk decoded alone for a model
+    without streaming."""
+    if supports_streaming(vae):
+        return vae.iter_decode(latents)
+    return (vae.decode(z).sample for z in latents)
+
+
 def reconstruct_chunks(
     vae: PVVAE, chunks: Iterable[Tensor], generator: torch.Generator | None = None
 ) -> Iterator[Tensor]:
@@ -64,9 +81,9 @@ def reconstruct_chunks(
     Yields:
         the reconstruction of each chunk, (B, 3, n_i, H, W).
     """
-    posteriors = vae.iter_encode(chunks)
+    posteriors = encode_stream(vae, chunks)
     latents = (p.mode() if generator is None else p.sample(generator) for p in posteriors)
-    yield from vae.iter_decode(latents)
+    yield from decode_stream(vae, latents)
 
 
 def predict_chunks(
@@ -93,6 +110,18 @@ def predict_chunks(
     """
     ct = vae.temporal_compression
     last: list[Tensor] = []  # the latest latent chunk: shape template for the padding
+    if not supports_streaming(vae):  # one decode over observed + padding latents, then split
+        observed = list(observed)
+        z = torch.cat([vae.encode(x).latent_dist.mode() for x in observed], dim=2)
+        k = -(-num_predicted() // ct)
+        x_hat = vae.decode(vae.pad_latents(z, k, generator)).sample
+        start = 0
+        for x in observed:  # the reconstructed chunks, as a streaming model yields them
+            yield x_hat[:, :, start : start + x.shape[2]]
+            start += x.shape[2]
+        if start < x_hat.shape[2]:
+            yield x_hat[:, :, start:]
+        return
 
     def latents() -> Iterator[Tensor]:
         for posterior in vae.iter_encode(observed):

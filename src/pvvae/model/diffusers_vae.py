@@ -118,6 +118,7 @@ class DiffusersPVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
 
     _supports_gradient_checkpointing = True  # per temporal chunk (module docstring)
     _repeated_blocks = ["WanResidualBlock", "WanAttentionBlock"]  # FSDP units
+    supports_streaming = False  # whole clips only: the CLI says so (pvvae.inference.loading)
 
     @register_to_config
     def __init__(
