@@ -2,13 +2,14 @@
 
 Top-level names are imported lazily so that ``import pvvae.data`` or ``import pvvae.eval``
 stays light. ``pvvae.load_model(folder)`` opens any saved VAE (model, checkpoint, run or
-exported diffusers folder: :func:`pvvae.inference.loading.load_model`).
+exported diffusers folder: :func:`pvvae.inference.loading.load_model`);
+``pvvae.load_clip(path, num_frames, size)`` reads a video file as a model input.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["PVVAE", "PRESETS", "TransformerPVVAE", "load_model", "__version__"]
+__all__ = ["PVVAE", "PRESETS", "TransformerPVVAE", "load_clip", "load_model", "__version__"]
 
 
 def __getattr__(name: str):
@@ -24,4 +25,8 @@ def __getattr__(name: str):
         from pvvae.inference.loading import load_model
 
         return load_model
+    if name == "load_clip":
+        from pvvae.cli.video import load_clip
+
+        return load_clip
     raise AttributeError(f"module 'pvvae' has no attribute {name!r}")
