@@ -108,3 +108,14 @@ def test_readme_code_blocks_run(tmp_path, monkeypatch):
             raise AssertionError(f"README block of unknown kind {kind!r}")
     assert {"python", "bash"} <= kinds
     assert (tmp_path / "clip-rec.mp4").is_file() and (tmp_path / "wan-pred.mp4").is_file()
+
+
+def test_links_of_readme_and_docs_resolve():
+    """Every relative link of README.md and docs/*.md names a file that exists."""
+    pages = [README, *sorted((ROOT / "docs").glob("*.md"))]
+    missing = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in target and not (page.parent / target).exists():
+                missing.append(f"{page.relative_to(ROOT)}: {target}")
+    assert missing == []
