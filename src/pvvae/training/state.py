@@ -41,6 +41,7 @@ from pvvae.training.checkpoint import (
 from pvvae.training.config import ExperimentConfig
 from pvvae.training.distributed import DistInfo
 from pvvae.training.ema import EMA
+from pvvae.training.precision import PrecisionPolicy
 from pvvae.training.schedule import lr_multiplier, warmup_cosine
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class TrainState:
     nonfinite_consecutive: int = 0
     skipped_files: list[str] = field(default_factory=list)  # unreadable data files found so far
     preview: tuple[Tensor, Tensor, int] | None = None  # (x, x_hat, observed frames) to show
+    precision: PrecisionPolicy | None = None  # autocast and the bf16 fallback (set by build_state)
 
 
 def drop_ratio(cfg: ExperimentConfig) -> float:
@@ -265,6 +267,7 @@ def build_state(cfg: ExperimentConfig, info: DistInfo) -> TrainState:
         ema,
         sharded,
     )
+    state.precision = PrecisionPolicy(vae, info.device.type, cfg.train.precision == "bf16")
     set_train_mode(state)
     return state
 
@@ -289,6 +292,7 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
         "lecam_anchors": list(state.lecam_anchors),
         "nonfinite": [state.nonfinite_total, state.nonfinite_consecutive],
         "skipped_files": list(state.skipped_files),
+        "precision": state.precision.state_dict(),
         "rng": rng,
         "config": to_dict(state.cfg),
     }
@@ -332,7 +336,8 @@ def restore(state: TrainState, checkpoint: Path) -> None:
     state.step, state.data_position = int(ts["step"]), int(ts["data_position"])
     state.lecam_anchors = [float(a) for a in ts["lecam_anchors"]]
     state.nonfinite_total, state.nonfinite_consecutive = (int(n) for n in ts["nonfinite"])
-    state.skipped_files = [str(p) for p in ts.get("skipped_files", [])]  # absent before issue 13
+    state.skipped_files = [str(p) for p in ts.get("skipped_files", [])]  # absent in old ones
+    state.precision.load_state_dict(ts.get("precision", {}))
     if int(ts["world_size"]) == state.dist.world_size:
         distributed.set_rng_state(ts["rng"][state.dist.rank])
     else:

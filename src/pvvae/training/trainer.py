@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ from pvvae.training.data import build_training_dataset, make_loader
 from pvvae.training.distributed import resolve_device  # noqa: F401 (public re-export)
 from pvvae.training.guards import NonFiniteLossError, check_nonfinite  # noqa: F401 (re-export)
 from pvvae.training.monitor import RunLogger, frame_strip, peak_memory_gib
+from pvvae.training.precision import WHOLE_MODEL, BF16StepFailed, nonfinite_modules
 from pvvae.training.state import (  # noqa: F401 (build_model: public re-export)
     TrainState,
     build_model,
@@ -71,9 +73,9 @@ DIFFUSERS_DIR = "diffusers"  # run_dir/diffusers: a fine-tuned diffusers VAE, ex
 
 
 def autocast(state: TrainState) -> torch.autocast:
-    """bf16 autocast when ``train.precision == "bf16"`` (a no-op context otherwise)."""
-    enabled = state.cfg.train.precision == "bf16"
-    return torch.autocast(state.dist.device.type, dtype=torch.bfloat16, enabled=enabled)
+    """bf16 autocast when the run's precision policy has it on (a no-op context otherwise;
+    :mod:`pvvae.training.precision`)."""
+    return state.precision.autocast()
 
 
 def draw_k(state: TrainState, num_frames: int) -> int:
@@ -83,26 +85,76 @@ def draw_k(state: TrainState, num_frames: int) -> int:
     return sample_num_dropped(groups, drop_ratio(state.cfg), g)
 
 
-def _apply_update(state: TrainState, loss: Tensor, optimizer, scheduler) -> float | None:
+def _apply_update(
+    state: TrainState, loss: Tensor, optimizer, scheduler, owner: torch.nn.Module | None = None
+) -> float | None:
     """Backward and a clipped optimizer step on all ranks; None (nothing done) when the loss
-    or the gradient norm is not finite on some rank."""
+    or the gradient norm is not finite on some rank.
+
+    ``owner``: the model behind ``optimizer`` when a bf16 failure may be retried in fp32;
+    then a finite loss with a non-finite gradient under bf16 raises
+    :class:`~pvvae.training.precision.BF16StepFailed` before anything is updated.
+    """
     if not distributed.all_true(bool(torch.isfinite(loss.detach())), state.dist):
-        scheduler.step()  # the schedule follows the step counter, skipped steps included
+        if owner is not None and state.precision.active:
+            raise BF16StepFailed([WHOLE_MODEL])
+        _advance(scheduler)
         return None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    norm = parallel.to_float(torch.nn.utils.clip_grad_norm_(params, state.cfg.optim.grad_clip))
+    grads = [p.grad for p in params if p.grad is not None]
+    total = torch.nn.utils.get_total_norm(grads)
+    norm = parallel.to_float(total)
     if math.isfinite(norm):  # identical on all ranks: computed from reduced gradients
+        torch.nn.utils.clip_grads_with_norm_(params, state.cfg.optim.grad_clip, total)
         optimizer.step()
     else:
+        if owner is not None and state.precision.active:  # gradients not yet clipped
+            modules = _union(nonfinite_modules(owner), state.dist) or [WHOLE_MODEL]
+            optimizer.zero_grad(set_to_none=True)
+            raise BF16StepFailed(modules)
         optimizer.zero_grad(set_to_none=True)
-    scheduler.step()
+    _advance(scheduler)
     return norm if math.isfinite(norm) else None
 
 
+def _advance(scheduler) -> None:
+    """One schedule step: it follows the step counter, skipped steps included (so a skipped
+    first step deliberately steps it before any optimizer step; PyTorch's warning about
+    that order is silenced here)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+        scheduler.step()
+
+
+def _union(names: list[str], info: distributed.DistInfo) -> list[str]:
+    """The sorted union of every rank's ``names`` (collective)."""
+    return sorted(set().union(*distributed.all_gather_object(names, info)))
+
+
 def generator_step(state: TrainState, x: Tensor, k: int, gan_on: bool) -> tuple[dict, Tensor]:
-    """The VAE update of Eq. 1 on clips x (B, 3, 1 + T, H, W). Returns (metrics, x_hat)."""
+    """The VAE update of Eq. 1 on clips x (B, 3, 1 + T, H, W). Returns (metrics, x_hat).
+
+    A bf16 step with a finite loss and a non-finite gradient is recomputed in fp32; when that
+    is finite, the failing modules stay in fp32 (:mod:`pvvae.training.precision`).
+    """
+    try:
+        return _generator_step(state, x, k, gan_on, retry=True)
+    except BF16StepFailed as failed:
+        with state.precision.fp32():
+            metrics, x_hat = _generator_step(state, x, k, gan_on, retry=False)
+        if not metrics["step/skipped"]:
+            state.precision.pin(failed.modules, state.step, state.dist.device)
+        metrics["precision/fp32_retry"] = 1
+        return metrics, x_hat
+
+
+def _generator_step(
+    state: TrainState, x: Tensor, k: int, gan_on: bool, retry: bool
+) -> tuple[dict, Tensor]:
+    """:func:`generator_step` once, in the policy's precision (``retry``: may raise
+    :class:`~pvvae.training.precision.BF16StepFailed`)."""
     cfg, info, step = state.cfg, state.dist, state.step
     noise = seeding.generator(cfg.train.seed, seeding.NOISE, step, info.rank, device=info.device)
     with autocast(state):
@@ -128,7 +180,8 @@ def generator_step(state: TrainState, x: Tensor, k: int, gan_on: bool) -> tuple[
         terms["gan"] = weight * g_adv
         metrics.update({"loss/gan_generator": float(g_adv.detach()), "gan/weight": float(weight)})
     loss = compose_loss(terms, w)
-    norm = _apply_update(state, loss, state.optimizer, state.scheduler)
+    owner = state.vae if retry else None
+    norm = _apply_update(state, loss, state.optimizer, state.scheduler, owner)
     n_obs = x.shape[2] - k * state.vae.temporal_compression
     metrics.update({f"loss/{name}": float(v.detach()) for name, v in terms.items()})
     metrics.update(
@@ -213,6 +266,7 @@ def train_step(state: TrainState, batch: dict[str, Any], k: int | None = None) -
     else:
         state.nonfinite_consecutive = 0
     metrics["nonfinite/skipped_steps"] = state.nonfinite_total
+    metrics["precision/fp32_modules"] = len(state.precision.pinned)
     metrics["data/resolution"] = x.shape[-1]
     metrics["lr/vae"] = lr
     state.step += 1
