@@ -442,6 +442,32 @@ def synthetic_clip(
     return item
 
 
+def clip_objects(
+    seed: int, index: int, config: SyntheticConfig | None = None, **overrides
+) -> dict[str, torch.Tensor]:
+    """The shapes of clip ``index`` of stream ``seed`` (the same scene as :func:`synthetic_clip`).
+
+    Returns ``colours`` (K, 3) float32, each shape's flat fill in [-1, 1] (the stripes of the
+    ``textured`` preset modulate it by up to 30%); ``masks`` (K, T, H, W) bool, where shape k
+    is the topmost with coverage > 0.5 (its visible part); ``centres`` (K, T, 2) float32 xy in
+    pixels. Used by :mod:`pvvae.eval.motion`.
+    """
+    cfg = SyntheticConfig(**{**(config or SyntheticConfig()).__dict__, **overrides})
+    scene_rng = np.random.default_rng(np.random.SeedSequence([seed, index]).spawn(3)[0])
+    shapes = _sample_shapes(scene_rng, cfg)
+    xs = np.arange(cfg.width, dtype=np.float32)
+    ys = np.arange(cfg.height, dtype=np.float32)
+    frames = np.zeros((3, cfg.num_frames, cfg.height, cfg.width), dtype=np.float32)
+    owner = _composite_shapes(frames, shapes, xs, ys, cfg.stripes)  # (T, H, W), -1: none
+    owner = torch.from_numpy(owner.astype(np.int64))
+    ids = torch.arange(len(shapes.kind))[:, None, None, None]
+    return {
+        "colours": torch.from_numpy(shapes.color.astype(np.float32) * 2.0 - 1.0),
+        "masks": owner[None] == ids,
+        "centres": torch.from_numpy(shapes.center.astype(np.float32)),
+    }
+
+
 class SyntheticVideoDataset(Dataset):
     """A map-style dataset of ``num_clips`` procedural clips rendered on the fly.
 
@@ -495,3 +521,7 @@ class SyntheticVideoDataset(Dataset):
         if not 0 <= index < self.num_clips:
             raise IndexError(f"index {index} out of range for {self.num_clips} clips")
         return synthetic_clip(self.seed, index, self.config)
+
+    def objects(self, index: int) -> dict[str, torch.Tensor]:
+        """The shapes of clip ``index``: :func:`clip_objects` (colours, masks, centres)."""
+        return clip_objects(self.seed, index, self.config)
