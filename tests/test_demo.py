@@ -33,11 +33,15 @@ def test_demo_writes_report_metrics_and_figures(tmp_path):
         assert (out / name).is_file(), name
     saved = json.loads((out / "metrics.json").read_text())
     for key in ("recon_psnr_synthetic", "recon_psnr_real", "pred_psnr", "copy_last_psnr",
-                "floor_temporal_mean_psnr", "pred_psnr_baseline"):
+                "floor_temporal_mean_psnr", "pred_psnr_baseline", "copy_last_blur_psnr",
+                "pred_object_error", "copy_last_object_error", "pred_object_error_baseline",
+                "recon_object_iou", "recon_object_error"):
         assert isinstance(saved[key], float) and saved[key] == metrics[key]
+    assert saved["copy_last_blur_psnr"] >= saved["copy_last_psnr"]
     assert saved["pred_observed_frames"] == 9
     report = (out / "report.md").read_text()
     assert "copy-last" in report and "baseline (r = 0)" in report
+    assert "blurred copy-last" in report and "| target | met |" in report
     # three runs: image pretraining, then r = 1 and r = 0 video runs from its weights
     for run in ("demo-image", "demo", "demo-r0"):
         assert (tmp_path / run / "log.jsonl").is_file(), run
