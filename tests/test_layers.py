@@ -12,14 +12,16 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "pvvae"
 LAYERS = [
-    {"config", "data", "model", "__init__"},
-    {"objectives", "inference"},
-    {"training"},
+    {"config", "data", "model"},
+    {"objectives"},
+    # inference opens every saved model kind, training checkpoints included
+    {"training", "inference"},
     {"eval"},
     {"gen"},
     {"probe"},
     {"study"},
-    {"demo", "cli", "__main__"},
+    # the package root re-exports lazily from every layer (pvvae.load_model, pvvae.load_clip)
+    {"demo", "cli", "__main__", "__init__"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
