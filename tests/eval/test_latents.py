@@ -177,6 +177,14 @@ def test_analyze_latents_writes_the_report(tmp_path):
     clips = torch.stack([data.dataset[i]["video"] for i in range(3)])
     copy = clips[:, :, 4:5].expand(-1, -1, 4, -1, -1)
     assert pred["baseline_psnr"] == pytest.approx(video_psnr(copy, clips[:, :, 5:]).mean().item())
+    from pvvae.eval.motion import blurred_copy_last_psnr, copy_last, object_errors, slice_objects
+
+    assert pred["blur_baseline_psnr"] == pytest.approx(blurred_copy_last_psnr(clips, 5)["psnr"])
+    assert pred["blur_baseline_psnr"] >= pred["baseline_psnr"]
+    shapes = slice_objects([data.dataset.objects(i) for i in range(3)], 5)
+    still = object_errors(copy_last(clips, 5), shapes)
+    assert pred["copy_last_object_position"] == pytest.approx(still["position"], rel=1e-5)
+    assert pred["pred_object_position"] is not None
     report = (tmp_path / "report.md").read_text()
     assert "![pca](pca.png)" in report and "copy last observed frame" in report
     # latent statistics over all (clip, t, h, w) positions, checked against a direct pass

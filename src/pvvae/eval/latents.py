@@ -54,6 +54,13 @@ from einops import rearrange
 from tqdm import tqdm
 
 from pvvae.eval.adapters import VAEAdapter
+from pvvae.eval.motion import (
+    best_blur,
+    clip_object_errors,
+    copy_last,
+    copy_last_psnr_by_sigma,
+    slice_objects,
+)
 from pvvae.eval.plots import (
     curve_figure,
     flow_to_rgb,
@@ -239,6 +246,7 @@ class _Accumulator:
     pca: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
     pca_flow: dict[int, torch.Tensor] = field(default_factory=dict)  # clip -> (2, T-1, H, W)
     pred: dict[str, list] = field(default_factory=dict)
+    motion: dict[str, list] = field(default_factory=dict)  # per-pair shape errors (synthetic)
     grid: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
 
@@ -250,7 +258,9 @@ def _prediction_scores(
 
     Returns:
         per-clip tensors ``psnr, ssim, baseline_psnr, baseline_ssim, observed_psnr`` (B,),
-        per-frame ``frame_psnr, baseline_frame_psnr`` (B, T - n_obs), and the output clip.
+        per-frame ``frame_psnr, baseline_frame_psnr`` (B, T - n_obs), the blurred copy-last
+        PSNR per sigma ``blur_by_sigma`` (B, 1 + S; :mod:`pvvae.eval.motion`), and the
+        output clip.
     """
     from pvvae.eval.metrics.psnr_ssim import psnr_frames, to_unit_range, video_psnr, video_ssim
 
@@ -259,6 +269,7 @@ def _prediction_scores(
     truth = x[:, :, n_obs:]
     pred = out[:, :, n_obs:]
     copy = x[:, :, n_obs - 1 : n_obs].expand_as(truth)
+    blur = copy_last_psnr_by_sigma(x, n_obs)  # (B, 1 + S)
 
     def per_frame(a: torch.Tensor) -> torch.Tensor:
         frames = lambda v: rearrange(to_unit_range(v), "b c t h w -> (b t) c h w")  # noqa: E731
@@ -272,6 +283,7 @@ def _prediction_scores(
         "observed_psnr": video_psnr(out[:, :, :n_obs], x[:, :, :n_obs]),
         "frame_psnr": per_frame(pred),
         "baseline_frame_psnr": per_frame(copy),
+        "blur_by_sigma": blur,
     }
     return {k: v.cpu() for k, v in scores.items()}, out
 
@@ -283,8 +295,13 @@ def _process_batch(
     config: LatentsConfig,
     acc: _Accumulator,
     n_obs: int | None,
+    objects=None,
 ) -> None:
-    """Encode a batch and add it to statistics, LTD, PCA samples and the prediction test."""
+    """Encode a batch and add it to statistics, LTD, PCA samples and the prediction test.
+
+    ``objects``: for synthetic data, clip index -> its shapes
+    (:func:`pvvae.data.synthetic.clip_objects`): the prediction test then also measures the
+    shape position error of the prediction and of copy-last (:mod:`pvvae.eval.motion`)."""
     z = adapter.encode(x)  # (B, C, t, h, w) raw posterior mean
     acc.stats.update(z)
     view = adapter.normalize(z) if config.normalized else z
@@ -298,6 +315,13 @@ def _process_batch(
     scores, out = _prediction_scores(adapter, x[:count], n_obs)
     for key, value in scores.items():
         acc.pred.setdefault(key, []).extend(value)
+    if objects is not None:
+        shapes = slice_objects([objects(i) for i in indices[:count]], n_obs)
+        for key, frames in (("pred", out[:count, :, n_obs:]),
+                            ("copy_last", copy_last(x[:count], n_obs))):
+            parts = [clip_object_errors(f, o) for f, o in zip(frames, shapes)]
+            for name in ("position", "iou", "missed"):
+                acc.motion.setdefault(f"{key}_object_{name}", []).extend(p[name] for p in parts)
     for j in range(min(count, config.grid_clips - len(acc.grid))):
         acc.grid.append((indices[j], x[j].cpu(), out[j].cpu()))
 
@@ -337,7 +361,8 @@ def analyze_latents(
     bar = tqdm(total=len(data.indices), desc=adapter.label, unit="clip", disable=not progress)
     num_clips = 0
     for indices, x, _ in iterate_clips(data, data.indices, config.batch_size, config.workers):
-        _process_batch(adapter, x.to(adapter.device), indices, config, acc, n_obs)
+        _process_batch(adapter, x.to(adapter.device), indices, config, acc, n_obs,
+                       _shape_source(data))
         bar.update(len(indices))
         num_clips += len(indices)
     bar.close()
@@ -351,7 +376,7 @@ def analyze_latents(
         "latent_space": "normalized (model pipeline scaling)" if config.normalized else "raw",
         "stats": _stats_summary(acc.stats),
         "ltd": _ltd_summary(acc.ltd),
-        "prediction": _prediction_summary(acc.pred, n_obs, config.num_frames),
+        "prediction": _prediction_summary(acc.pred, n_obs, config.num_frames, acc.motion),
         "notes": notes,
     }
     figures = _write_figures(out_dir, adapter, acc, summary)
@@ -393,12 +418,21 @@ def _ltd_summary(batches: list[torch.Tensor]) -> dict:
     }
 
 
-def _prediction_summary(pred: dict[str, list], n_obs: int | None, num_frames: int) -> dict | None:
+def _prediction_summary(
+    pred: dict[str, list], n_obs: int | None, num_frames: int, motion: dict[str, list]
+) -> dict | None:
     if n_obs is None or not pred:
         return None
+    pred = dict(pred)
+    blur = best_blur(torch.stack(pred.pop("blur_by_sigma")))
     mean = {k: float(torch.stack(v).double().mean()) for k, v in pred.items() if "frame" not in k}
     frame = {k: torch.stack(v).mean(dim=0).tolist() for k, v in pred.items() if "frame" in k}
+    shapes = {k: float(torch.cat(v).double().mean()) if v and len(torch.cat(v)) else None
+              for k, v in motion.items()}
     return {
+        "blur_baseline_psnr": blur["psnr"],
+        "blur_baseline_sigma": blur["sigma"],
+        **shapes,
         "observed_frames": n_obs,
         "predicted_frames": num_frames - n_obs,
         "num_clips": len(pred["psnr"]),
@@ -406,7 +440,9 @@ def _prediction_summary(pred: dict[str, list], n_obs: int | None, num_frames: in
         "frame_index": list(range(n_obs, num_frames)),
         **frame,
         "definition": "PSNR/SSIM of the predicted frames (per frame, mean over frames and "
-        "clips); baseline: the last observed ground-truth frame repeated",
+        "clips); baseline: the last observed ground-truth frame repeated; blur baseline: the "
+        "same, Gaussian-blurred, best sigma; *_object_*: shape position error (px), IoU and "
+        "missed fraction (synthetic data only, pvvae.eval.motion)",
     }
 
 
@@ -450,6 +486,15 @@ def _write_figures(out_dir: Path, adapter: VAEAdapter, acc: _Accumulator, summar
             out_dir / "prediction_psnr.png",
         )
     return figures
+
+
+def _shape_source(data: EvalData):
+    """clip index -> its shapes for synthetic data (``SyntheticVideoDataset.objects``), or
+    None for real data."""
+    from pvvae.data.synthetic import SyntheticVideoDataset
+
+    dataset = data.dataset
+    return dataset.objects if isinstance(dataset, SyntheticVideoDataset) else None
 
 
 def _ground_truth_flow(data: EvalData, indices: list[int]) -> dict[int, torch.Tensor]:
@@ -572,13 +617,20 @@ def _prediction_lines(summary: dict, figures: dict, out_dir: Path) -> list[str]:
     rows = [
         ["prediction", fmt(pred["psnr"]), fmt(pred["ssim"], ".3f")],
         ["copy last observed frame", fmt(pred["baseline_psnr"]), fmt(pred["baseline_ssim"], ".3f")],
+        [f"the same, Gaussian-blurred (best sigma {pred['blur_baseline_sigma']:g} px)",
+         fmt(pred["blur_baseline_psnr"]), ""],
     ]
+    if pred.get("pred_object_position") is not None:
+        rows[0].append(fmt(pred["pred_object_position"]))
+        rows[1].append(fmt(pred["copy_last_object_position"]))
+        rows[2].append("")
     return [
         f"Observe {pred['observed_frames']} frames, predict {pred['predicted_frames']} "
         f"({pred['num_clips']} clips); reconstruction PSNR of the observed part "
         f"{pred['observed_psnr']:.2f} dB.",
         "",
-        markdown_table(["predicted frames", "PSNR↑", "SSIM↑"], rows),
+        markdown_table(["predicted frames", "PSNR↑", "SSIM↑",
+                        *(["shape position error (px)↓"] if len(rows[0]) > 3 else [])], rows),
         "",
         _image(figures, "prediction_grid", out_dir),
         "",

@@ -47,22 +47,36 @@ def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     return flat.reshape(n, frames, c, h, w).permute(0, 2, 1, 3, 4)
 
 
-def blurred_copy_last_psnr(
+def copy_last_psnr_by_sigma(
     x: Tensor, observed: int, sigmas: tuple[float, ...] = BLUR_SIGMAS
-) -> dict[str, float]:
-    """The best PSNR of a blurred copy of frame ``observed - 1`` on frames ``observed..``.
-
-    x: (N, 3, T, H, W) in [-1, 1]. Returns ``{"psnr": best mean PSNR over clips (dB),
-    "sigma": its sigma (0: no blur), "psnr_by_sigma": {sigma: dB}}``.
-    """
+) -> Tensor:
+    """Per-clip PSNR (dB) of frame ``observed - 1``, unblurred then blurred at each sigma,
+    on frames ``observed..``. x: (N, 3, T, H, W) in [-1, 1] -> (N, 1 + len(sigmas))."""
     target = x[:, :, observed:]
     last = x[:, :, observed - 1 : observed]
-    scores = {0.0: video_psnr(last.expand_as(target), target).mean().item()}
+    columns = [video_psnr(last.expand_as(target), target)]
     for s in sigmas:
         blurred = gaussian_blur(last, s).clamp(-1, 1)
-        scores[float(s)] = video_psnr(blurred.expand_as(target), target).mean().item()
+        columns.append(video_psnr(blurred.expand_as(target), target))
+    return torch.stack(columns, dim=1)
+
+
+def best_blur(per_clip: Tensor, sigmas: tuple[float, ...] = BLUR_SIGMAS) -> dict:
+    """The best column of :func:`copy_last_psnr_by_sigma` rows (N, 1 + S) pooled over clips:
+    ``{"psnr": dB, "sigma": px (0: no blur), "psnr_by_sigma": {sigma: dB}}``."""
+    means = per_clip.double().mean(dim=0).tolist()
+    scores = dict(zip((0.0, *map(float, sigmas)), means))
     best = max(scores, key=scores.get)
     return {"psnr": scores[best], "sigma": best, "psnr_by_sigma": scores}
+
+
+def blurred_copy_last_psnr(
+    x: Tensor, observed: int, sigmas: tuple[float, ...] = BLUR_SIGMAS
+) -> dict:
+    """The best mean PSNR of a blurred copy of frame ``observed - 1`` on frames
+    ``observed..`` over the sigma grid (0 included). x: (N, 3, T, H, W) in [-1, 1].
+    Returns :func:`best_blur`'s dict."""
+    return best_blur(copy_last_psnr_by_sigma(x, observed, sigmas), sigmas)
 
 
 def colour_masks(frames: Tensor, colours: Tensor, tolerance: float = COLOUR_TOLERANCE) -> Tensor:
