@@ -27,6 +27,17 @@ relative latent change between two held-out clips).
     python bench/learning.py --models tiny --r 1 --steps 900 --eval-at 300 600 900
     python bench/learning.py --models tiny:resample_shortcut=false   # an ablation
     python bench/learning.py --image-steps 200     # both models first trained on single frames
+    python bench/learning.py --models tiny --r 1 --image-steps 800 --steps 300 \
+        --eval-at 0 150 300 --threads 1 --strip bench/results/recipe/img800   # a demo recipe
+
+Per-stage knobs: ``--image-steps/--image-batch/--image-lr/--image-warmup`` (the image stage
+decays by cosine to lr / 10 over its steps, as the trainer does in ``pvvae demo``),
+``--short-steps N --short-frames 9`` (the first N video steps on the first 9 frames of each
+clip). Bench-only init experiments as spec keys: ``tiny:zero_res=true`` (each ResBlock's last
+conv starts at zero), ``tiny:res_scale=0.5``. The floors include the last observed frame
+copied forward and Gaussian-blurred (best sigma of :data:`BLUR_SIGMAS`): a prediction that
+only blurs scores about that. ``--strip PATH`` writes ground truth / reconstruction /
+prediction rows of the first held-out clips per run. ``train_seconds`` excludes evaluation.
 
 Prints a table and writes ``bench/results/learning.json``.
 """
@@ -89,6 +100,11 @@ def build(spec: str) -> nn.Module:
         overrides[key] = {"true": True, "false": False}.get(value.lower(), value)
         if isinstance(overrides[key], str):
             overrides[key] = json.loads(value)
+    tweaks = {key: overrides.pop(key) for key in INIT_TWEAKS if key in overrides}
+    if tweaks:
+        learner = build(spec.split(":")[0] + ":" + ",".join(
+            f"{k}={json.dumps(v)}" for k, v in overrides.items()))
+        return apply_init_tweaks(learner, **tweaks)
     if name == "wan":
         from pvvae.model.diffusers_vae import DiffusersPVVAE
 
@@ -98,6 +114,23 @@ def build(spec: str) -> nn.Module:
     if name in ("tiny", "transformer"):
         return Learner(_pvvae(transformer=name == "transformer", **overrides))
     raise SystemExit(f"unknown model {spec!r}: use tiny, transformer, wan or tiny:key=value")
+
+
+INIT_TWEAKS = ("zero_res", "res_scale")
+
+
+def apply_init_tweaks(model: nn.Module, zero_res: bool = False, res_scale: float = 1.0):
+    """Bench-side initialisation experiments on a built PV-VAE learner (spec keys, popped
+    before construction): ``zero_res`` zeroes the last conv of every ResBlock (each block
+    starts as its skip path), ``res_scale`` multiplies those weights instead."""
+    from pvvae.model.blocks import ResBlock
+
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, ResBlock):
+                module.conv2.conv.weight.mul_(0.0 if zero_res else res_scale)
+                module.conv2.conv.bias.zero_()
+    return model
 
 
 def forward(model: nn.Module, x: Tensor, k: int) -> Tensor:
@@ -168,15 +201,62 @@ def stream_stats(vae, x: Tensor) -> list[dict]:
     return rows
 
 
+BLUR_SIGMAS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+
+
+def gaussian_blur(frames: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur (radius 3 sigma, replicate padding) of (..., H, W) frames."""
+    radius = max(1, math.ceil(3 * sigma))
+    grid = torch.arange(-radius, radius + 1, dtype=frames.dtype)
+    kernel = torch.exp(-0.5 * (grid / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    shape = frames.shape
+    x = frames.reshape(-1, 1, *shape[-2:])
+    x = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, 1, -1))
+    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, -1, 1))
+    return x.reshape(shape)
+
+
 def floors(clips: Tensor, observed: int) -> dict[str, float]:
-    """The two baselines a learning model must beat, on (N, 3, T, H, W) clips."""
+    """The baselines a learning model must beat, on (N, 3, T, H, W) clips: the temporal mean,
+    the last observed frame copied forward, and that copy Gaussian-blurred (the best sigma of
+    :data:`BLUR_SIGMAS`: a prediction that only blurs the last frame scores about this)."""
     temporal_mean = clips.mean(dim=2, keepdim=True).expand_as(clips)
     future = clips[:, :, observed:]
     copy_last = clips[:, :, observed - 1 : observed].expand_as(future)
+    blurred = {sigma: video_psnr(gaussian_blur(copy_last, sigma), future).mean().item()
+               for sigma in BLUR_SIGMAS}
+    best = max(blurred, key=blurred.get)
     return {
         "floor_temporal_mean_psnr": video_psnr(temporal_mean, clips).mean().item(),
         "copy_last_psnr": video_psnr(copy_last, future).mean().item(),
+        "blurred_copy_last_psnr": blurred[best],
+        "blurred_copy_last_sigma": best,
+        "blurred_copy_last_by_sigma": blurred,
     }
+
+
+@torch.no_grad()
+def save_strip(model: nn.Module, clips: Tensor, observed: int, path: Path) -> None:
+    """PNG of each given held-out clip: ground truth, reconstruction, and prediction of the
+    frames after ``observed`` from the first ``observed`` (observed frames shown as decoded),
+    one row each, every frame side by side, 3x nearest upscaling."""
+    from PIL import Image
+
+    model.eval()
+    k_pred = num_groups(clips.shape[2]) - 1 - (observed - 1) // 4
+    rows = []
+    for clip in clips.split(1):
+        recon = model.decode_padded(model.encode(clip), 0)
+        pred = forward(model, clip, k_pred)
+        rows += [clip[0], recon[0].float(), pred[0].float()]
+    model.train()
+    tiles = [torch.cat(list(row.clamp(-1, 1).permute(1, 2, 3, 0)), dim=1) for row in rows]
+    image = ((torch.cat(tiles, dim=0) + 1) * 127.5).round().to(torch.uint8).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(image)
+    img.resize((img.width * 3, img.height * 3), Image.NEAREST).save(path)
 
 
 def plot(result: dict, path: Path) -> None:
@@ -218,14 +298,17 @@ def lr_at(step: int, lr: float, warmup: int, steps: int) -> float:
     return lr * (0.1 + 0.45 * (1.0 + math.cos(math.pi * progress)))
 
 
-def pretrain_on_images(model: nn.Module, args, seed: int, batch: int = 8) -> None:
-    """Seed stage 1 at bench scale: ``args.image_steps`` MSE steps on single frames (another
-    stream than the video clips), then, for PV-VAE, the temporal kernels are inflated
-    (``model.inflate_temporal`` of the trainer). The Wan reference pads time with zeros, so
-    images train only the newest tap of its kernels and it needs no inflation."""
+def pretrain_on_images(model: nn.Module, args, seed: int) -> None:
+    """Seed stage 1 at bench scale: ``args.image_steps`` MSE steps of ``args.image_batch``
+    single frames (another stream than the video clips), at ``args.image_lr`` with
+    ``args.image_warmup`` warm-up steps and cosine decay to lr / 10 over the stage (the
+    trainer's schedule, as in ``pvvae demo``), then, for PV-VAE, the temporal kernels are
+    inflated (``model.inflate_temporal`` of the trainer). The Wan reference pads time with
+    zeros, so images train only the newest tap of its kernels and it needs no inflation."""
     from pvvae.model.causal import inflate_temporal_kernels
 
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    batch, lr = args.image_batch, args.image_lr
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
     frames = SyntheticVideoDataset(args.image_steps * batch, 1, args.size, args.size,
                                    seed=seed + 1, annotations=False)
     for step in range(args.image_steps):
@@ -237,7 +320,7 @@ def pretrain_on_images(model: nn.Module, args, seed: int, batch: int = 8) -> Non
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, args.lr, args.warmup, 10**9)  # warm-up, then constant
+            group["lr"] = lr_at(step, lr, args.image_warmup, args.image_steps)
         opt.step()
     if not hasattr(model.vae, "save_diffusers"):  # a PV-VAE
         inflate_temporal_kernels(model.vae)  # no temporal convs in PV-VAE*: a no-op
@@ -248,18 +331,27 @@ def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dic
     torch.manual_seed(seed)
     model = build(spec)
     params = sum(p.numel() for p in model.parameters())
+    image_seconds = time.perf_counter()
     if args.image_steps:
         pretrain_on_images(model, args, seed)
+    image_seconds = time.perf_counter() - image_seconds
+    if args.image_steps and 0 in args.eval_at:
+        print(f"after {args.image_steps} image steps ({image_seconds:.0f}s): " + "  ".join(
+            f"{k} {v:.3f}" for k, v in evaluate(model, heldout, args.observed).items()),
+            flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     data = SyntheticVideoDataset(
         args.steps * args.batch, args.frames, args.size, args.size, seed=seed, annotations=False
     )
     k_gen = torch.Generator().manual_seed(seed)
     groups = num_groups(args.frames)
-    rows, start, losses = [], time.perf_counter(), []
+    short_groups = num_groups(args.short_frames) if args.short_steps else groups
+    rows, start, losses, eval_seconds = [], time.perf_counter(), [], 0.0
     for step in range(args.steps):
         x = torch.stack([data[step * args.batch + i]["video"] for i in range(args.batch)])
-        k = sample_num_dropped(groups, r, k_gen)
+        if step < args.short_steps:  # early steps on the first short_frames frames
+            x = x[:, :, : args.short_frames]
+        k = sample_num_dropped(short_groups if step < args.short_steps else groups, r, k_gen)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             x_hat = forward(model, x, k)
         x_hat = x_hat.float()
@@ -273,12 +365,21 @@ def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dic
         losses.append(loss.item())
         if step + 1 in args.eval_at:
             name = f"{spec} (+{args.image_steps} image steps)" if args.image_steps else spec
+            seconds = time.perf_counter() - start
             row = {"model": name, "r": r, "seed": seed, "step": step + 1, "params": params,
                    "train_loss": sum(losses[-20:]) / len(losses[-20:]),
-                   "seconds": time.perf_counter() - start,
+                   "seconds": seconds, "train_seconds": seconds - eval_seconds,
+                   "image_seconds": image_seconds,
                    **evaluate(model, heldout, args.observed)}
+            eval_seconds += time.perf_counter() - start - seconds
             rows.append(row)
             print(format_row(row), flush=True)
+    if args.strip:
+        tag = f"{spec}_r{r:g}_s{seed}".replace(":", "_").replace(",", "_").replace("=", "-")
+        path = args.strip.parent / f"{args.strip.stem}_{tag}.png"
+        save_strip(model, heldout[: args.strip_clips], args.observed, path)
+        rows[-1]["strip"] = str(path)
+        print(f"wrote {path}")
     if args.diagnose and hasattr(getattr(model.vae, "encoder", None), "stages"):
         stats = stream_stats(model.vae.eval(), heldout[:4])
         rows[-1]["stream"] = stats
@@ -291,7 +392,7 @@ def format_row(row: dict) -> str:
     return (f"{row['model']:<30} r={row['r']:<4} seed={row['seed']} step={row['step']:>5} "
             f"recon {row['recon_psnr']:6.2f} dB  pred {row['pred_psnr']:6.2f} dB  "
             f"spread {row['latent_spread']:.3f}  gain {row['decoder_gain']:.3f}  "
-            f"loss {row['train_loss']:.4f}  {row['seconds']:.0f}s")
+            f"loss {row['train_loss']:.4f}  {row.get('train_seconds', row['seconds']):.0f}s")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -305,7 +406,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--eval-at", nargs="+", type=int, default=None)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--image-steps", type=int, default=0,
-                        help="image pretraining steps (8 frames each) before the video steps")
+                        help="image pretraining steps before the video steps")
+    parser.add_argument("--image-batch", type=int, default=8, help="frames per image step")
+    parser.add_argument("--image-lr", type=float, default=None, help="image lr (default: --lr)")
+    parser.add_argument("--image-warmup", type=int, default=None,
+                        help="image warm-up steps (default: --warmup)")
+    parser.add_argument("--short-frames", type=int, default=9,
+                        help="clip length of the first --short-steps video steps")
+    parser.add_argument("--short-steps", type=int, default=0,
+                        help="video steps on the first --short-frames frames of each clip")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                         help="bf16 autocast of the forward pass (fp32 weights and loss)")
     parser.add_argument("--warmup", type=int, default=20)
@@ -316,11 +425,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--diagnose", action="store_true",
                         help="print the residual stream's RMS and content per stage at the end")
+    parser.add_argument("--strip", type=Path, default=None,
+                        help="write a ground truth / reconstruction / prediction PNG per run "
+                        "(PATH_<run>.png) of the first --strip-clips held-out clips")
+    parser.add_argument("--strip-clips", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/results/learning.json"))
     parser.add_argument("--plot", type=Path, default=None, help="also write the curves (PNG)")
     parser.add_argument("--merge", type=Path, nargs="*", default=[],
                         help="earlier result files whose rows join this one's (table, plot)")
     args = parser.parse_args(argv)
+    args.image_lr = args.lr if args.image_lr is None else args.image_lr
+    args.image_warmup = args.warmup if args.image_warmup is None else args.image_warmup
     torch.set_num_threads(args.threads)
     args.eval_at = set(args.eval_at or [args.steps // 3, 2 * args.steps // 3, args.steps])
     groups = num_groups(args.frames)
@@ -331,7 +446,9 @@ def main(argv: list[str] | None = None) -> dict:
     base = floors(heldout, args.observed)
     print(f"floors on {args.heldout} held-out clips: temporal mean "
           f"{base['floor_temporal_mean_psnr']:.2f} dB, copy-last "
-          f"{base['copy_last_psnr']:.2f} dB (frames {args.observed}..{args.frames - 1})")
+          f"{base['copy_last_psnr']:.2f} dB, blurred copy-last "
+          f"{base['blurred_copy_last_psnr']:.2f} dB (sigma {base['blurred_copy_last_sigma']:g}) "
+          f"(frames {args.observed}..{args.frames - 1})")
     rows = [row for seed in args.seeds for spec in args.models for r in args.r
             for row in train_run(spec, r, args, heldout, seed)]
     for path in args.merge:
@@ -359,7 +476,8 @@ def print_table(result: dict) -> None:
               f"{row['recon_psnr']:.2f} | {row['pred_psnr']:.2f} | {row['latent_spread']:.2f} | "
               f"{row['decoder_gain']:.2f} |")
     print(f"\nfloors: temporal mean {f['floor_temporal_mean_psnr']:.2f} dB, copy-last "
-          f"{f['copy_last_psnr']:.2f} dB")
+          f"{f['copy_last_psnr']:.2f} dB, blurred copy-last "
+          f"{f.get('blurred_copy_last_psnr', float('nan')):.2f} dB")
 
 
 if __name__ == "__main__":
