@@ -52,3 +52,13 @@ def random_video(b: int, t: int, h: int = 32, w: int = 32, seed: int = 0) -> tor
     """Uniform pixels in [-1, 1], shape (b, 3, t, h, w)."""
     g = torch.Generator().manual_seed(seed)
     return torch.rand(b, 3, t, h, w, generator=g) * 2 - 1
+
+
+def one_error_line(capsys, *expected: str) -> str:
+    """The single ``error:`` line on stderr (no traceback), containing every ``expected``."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert "Traceback" not in err and len(lines) == 1, err
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]

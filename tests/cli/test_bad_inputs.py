@@ -12,7 +12,7 @@ from pvvae.data.samples import sample_video_path
 from pvvae.data.video_io import read_video
 from pvvae.inference.latent_file import latent_metadata
 from pvvae.inference.loading import load_model, model_fingerprint
-from tests.conftest import make_micro_vae
+from tests.conftest import make_micro_vae, one_error_line
 
 VIDEO = str(sample_video_path("bikes"))
 SMALL = ["--size", "32", "--no-progress"]
@@ -29,15 +29,6 @@ def models(tmp_path_factory):
     latents = root / "z.safetensors"
     assert main(["encode", str(root / "a"), VIDEO, str(latents), *SMALL, "--max-frames", "5"]) == 0
     return root
-
-
-def one_error_line(capsys, *expected: str) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if "error:" in line]
-    assert "Traceback" not in err and len(lines) == 1, err
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 def test_decode_refuses_a_video_given_as_latents(models, tmp_path, capsys):

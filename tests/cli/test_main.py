@@ -13,20 +13,12 @@ import pvvae.training.trainer as trainer_module
 from pvvae.cli.main import main
 from pvvae.config import ConfigError
 from pvvae.training.checkpoint import checkpoint_dirs
+from tests.conftest import one_error_line as _one_error_line
 from tests.training.conftest import MICRO
 
 
 def _train(tmp_path, *args: str) -> list[str]:
     return ["train", *MICRO, f"train.out_dir={tmp_path / 'runs'}", "train.steps=1", *args]
-
-
-def _one_error_line(capsys, *expected: str) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if "error:" in line]
-    assert "Traceback" not in err and len(lines) == 1, err
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize(
