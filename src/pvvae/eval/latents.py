@@ -427,8 +427,8 @@ def _prediction_summary(
     blur = best_blur(torch.stack(pred.pop("blur_by_sigma")))
     mean = {k: float(torch.stack(v).double().mean()) for k, v in pred.items() if "frame" not in k}
     frame = {k: torch.stack(v).mean(dim=0).tolist() for k, v in pred.items() if "frame" in k}
-    shapes = {k: float(torch.cat(v).double().mean()) if v and len(torch.cat(v)) else None
-              for k, v in motion.items()}
+    pairs = {k: torch.cat(v).double() for k, v in motion.items()}
+    shapes = {k: float(v.mean()) if len(v) else None for k, v in pairs.items()}
     return {
         "blur_baseline_psnr": blur["psnr"],
         "blur_baseline_sigma": blur["sigma"],

@@ -110,11 +110,12 @@ def _apply_update(
         torch.nn.utils.clip_grads_with_norm_(params, state.cfg.optim.grad_clip, total)
         optimizer.step()
     else:
-        if owner is not None and state.precision.active:  # gradients not yet clipped
-            modules = _union(nonfinite_modules(owner), state.dist) or [WHOLE_MODEL]
-            optimizer.zero_grad(set_to_none=True)
-            raise BF16StepFailed(modules)
+        retry = owner is not None and state.precision.active
+        # read before zero_grad: the gradients are not clipped, so only the failing ones are bad
+        failing = _union(nonfinite_modules(owner), state.dist) if retry else []
         optimizer.zero_grad(set_to_none=True)
+        if retry:
+            raise BF16StepFailed(failing or [WHOLE_MODEL])
     _advance(scheduler)
     return norm if math.isfinite(norm) else None
 
