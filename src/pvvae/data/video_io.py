@@ -396,3 +396,25 @@ def fit_to_multiple(video: torch.Tensor, multiple: int = 16) -> torch.Tensor:
         raise ValueError(f"frame {height}x{width} is smaller than the multiple {multiple}")
     top, left = (height - new_h) // 2, (width - new_w) // 2
     return video[..., top : top + new_h, left : left + new_w]
+
+
+def prepare_frames(frames: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3) -> model input (1, 3, T, H', W') in [-1, 1].
+
+    With ``size`` the short side is resized to it and a centred square cropped
+    (:func:`resize_and_crop`); without it each side is centre-cropped to a multiple of 16
+    (:func:`fit_to_multiple`, no resampling).
+    """
+    if size:
+        frames = resize_and_crop(frames, size)  # (T, S, S, 3)
+    return fit_to_multiple(to_model_range(frames)).unsqueeze(0)  # (1, 3, T, H', W')
+
+
+def load_clip(
+    path: str | Path, num_frames: int | None = None, size: int | None = None, start: int = 0
+) -> torch.Tensor:
+    """Read a video file as a model input (1, 3, T, H, W) in [-1, 1] (:func:`prepare_frames`)."""
+    frames = read_video(path, start=start, num_frames=num_frames)  # (T, H, W, 3) uint8
+    if len(frames) == 0:
+        raise ValueError(f"{path}: no frame at or after frame {start}")
+    return prepare_frames(frames, size)
