@@ -26,11 +26,13 @@ _EXPORTS = {
     "pvvae.eval.metrics.i3d": ("I3D", "load_i3d", "i3d_logits", "kinetics400_labels"),
     "pvvae.eval.metrics.fvd": (
         "compute_fvd", "compute_kvd", "compute_fvd_kvd", "frechet_distance",
-        "feature_statistics", "fvd_from_features", "kvd_from_features",
+        "feature_statistics", "fvd_from_features", "kvd_from_features", "fvd_noise_floor",
     ),
     "pvvae.eval.metrics.inception": (
         "C3D", "load_c3d", "c3d_probs", "compute_is", "inception_score_from_probs",
     ),
+    "pvvae.eval.coherence": ("object_masks", "clip_coherence", "per_clip_coherence", "coherence"),
+    "pvvae.eval.corrupt": ("corruptions",),
     "pvvae.eval.adapters": (
         "VAEAdapter", "PVVAEAdapter", "WanAdapter", "CogVideoXAdapter", "HunyuanVideoAdapter",
         "LTXVideoAdapter", "PredictionNotSupported", "load_vae", "parse_spec",

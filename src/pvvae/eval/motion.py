@@ -88,7 +88,7 @@ def colour_masks(frames: Tensor, colours: Tensor, tolerance: float = COLOUR_TOLE
     return (dist < tolerance) & (nearest[None] == ids)
 
 
-def _centroids(masks: Tensor) -> tuple[Tensor, Tensor]:
+def mask_centroids(masks: Tensor) -> tuple[Tensor, Tensor]:
     """masks (K, T, H, W) bool -> centroids (K, T, 2) xy in pixels and pixel counts (K, T)."""
     _, _, h, w = masks.shape
     m = masks.float()
@@ -107,8 +107,8 @@ def clip_object_errors(frames: Tensor, objects: dict) -> dict[str, Tensor]:
     ``position`` (px, capped), ``iou``, ``missed`` (bool)."""
     true = objects["masks"].to(frames.device)
     found = colour_masks(frames, objects["colours"].to(frames))
-    c_true, n_true = _centroids(true)
-    c_found, n_found = _centroids(found)
+    c_true, n_true = mask_centroids(true)
+    c_found, n_found = mask_centroids(found)
     visible = n_true >= MIN_PIXELS
     missed = n_found < MIN_PIXELS
     cap = MISSED_ERROR * min(frames.shape[-2:])

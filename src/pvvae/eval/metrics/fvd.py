@@ -200,3 +200,41 @@ def compute_fvd_kvd(
         fvd_from_features(real_features, fake_features, unbiased_covariance),
         kvd_from_features(real_features, fake_features),
     )
+
+
+def fvd_noise_floor(
+    features: torch.Tensor | np.ndarray,
+    num_clips: int,
+    resamples: int = 10,
+    seed: int = 0,
+    unbiased_covariance: bool = False,
+) -> dict:
+    """The FVD of real against real at ``num_clips`` clips a side: the floor under any gFVD
+    measured with that many clips (issue 24).
+
+    Each resampling draws two disjoint sets of ``num_clips`` from the pool of real
+    ``features`` (a seeded random split) and takes their :func:`fvd_from_features`.
+
+    Args:
+        features: (M, D) features of M >= 2 * num_clips real clips (e.g. I3D logits).
+        num_clips: clips per side, as in the gFVD it is the floor of.
+        resamples: number of random splits.
+        seed: seed of the splits.
+        unbiased_covariance: as in :func:`fvd_from_features`.
+
+    Returns:
+        ``{"fvd": mean, "std": std over splits (0 for one), "values": [...],
+        "num_clips": num_clips, "resamples": resamples}``.
+    """
+    x = _as_float64(features)
+    if num_clips < 2 or len(x) < 2 * num_clips or resamples < 1:
+        raise ValueError(f"a noise floor at {num_clips} clips needs >= 2 of them and "
+                         f">= {2 * num_clips} real features (got {len(x)}), resamples >= 1")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        order = rng.permutation(len(x))
+        a, b = x[order[:num_clips]], x[order[num_clips : 2 * num_clips]]
+        values.append(fvd_from_features(a, b, unbiased_covariance))
+    return {"fvd": float(np.mean(values)), "std": float(np.std(values)), "values": values,
+            "num_clips": num_clips, "resamples": resamples}
