@@ -56,6 +56,11 @@ def test_round_trip_matches_the_normalised_posterior(latent_cache):
     assert manifest["complete"] and manifest["num_shards"] == 2
     assert manifest["classes"] == ["disc", "square", "triangle", "ring"]
     assert len(manifest["stats"]["mean"]) == 8
+    rows = torch.stack([data[i]["latent"] for i in range(NUM_CLIPS)]).double()  # two-pass stats
+    per_channel = rows.transpose(0, 1).reshape(8, -1)  # (C, n t h w)
+    stats = {k: torch.tensor(v, dtype=torch.float64) for k, v in manifest["stats"].items()}
+    torch.testing.assert_close(stats["mean"], per_channel.mean(1))
+    torch.testing.assert_close(stats["std"], per_channel.std(1, correction=0))
     with pytest.raises(IndexError):
         data[NUM_CLIPS]
 

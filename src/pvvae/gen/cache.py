@@ -64,11 +64,15 @@ PRESET_PREFIX = "preset:"
 
 
 def load_vae(spec: str | Path, device: torch.device | str = "cpu", seed: int = 0):
-    """A ``PVVAE`` or ``TransformerPVVAE`` in eval mode from a checkpoint path or ``preset:NAME``.
+    """A VAE in eval mode from a folder or ``preset:NAME``: a ``PVVAE``, ``TransformerPVVAE``
+    or fine-tuned diffusers Wan VAE (``DiffusersPVVAE``), all with the interface of
+    :class:`pvvae.model.common.VideoVAEMixin` that generation reads (``latent_channels``,
+    ``latent_stat_values``, ``normalize`` / ``denormalize``, the compressions).
 
     Args:
-        spec: a model / checkpoint / run folder (:func:`pvvae.training.checkpoint.load_model`,
-            EMA weights preferred), or ``preset:NAME`` for a *randomly initialised* preset
+        spec: a model / checkpoint / run folder or an exported diffusers folder
+            (:func:`pvvae.inference.loading.load_model`, EMA weights preferred), or
+            ``preset:NAME`` for a *randomly initialised* preset
             (``tiny``, ``paper``, ``t4s8c16``; ``transformer-tiny``, ``transformer-paper`` for
             PV-VAE*), seeded by ``seed``: for smoke runs and benchmarks only, its latents
             mean nothing.
@@ -85,7 +89,7 @@ def load_vae(spec: str | Path, device: torch.device | str = "cpu", seed: int = 0
             torch.manual_seed(seed)
             vae = from_preset(name)
         return vae.to(device).eval()
-    from pvvae.training.checkpoint import load_model
+    from pvvae.inference.loading import load_model
 
     return load_model(spec, device)
 
@@ -168,7 +172,7 @@ def latent_shape(vae, num_frames: int, size: int) -> tuple[int, int, int, int]:
     if size % cs:
         raise ValueError(f"size {size} is not a multiple of the VAE's spatial stride {cs}")
     t = 1 + -(-(num_frames - 1) // ct)  # the VAE pads to 1 + ct * k frames
-    return (vae.config.latent_channels, t, size // cs, size // cs)
+    return (vae.latent_channels, t, size // cs, size // cs)
 
 
 def vae_fingerprint(vae) -> dict[str, Any]:
@@ -185,7 +189,7 @@ def normalized_posterior(vae, x: Tensor) -> tuple[Tensor, Tensor]:
     """Posterior of ``x`` in the VAE's normalised latent units.
 
     Args:
-        vae: a ``PVVAE``.
+        vae: a VAE of :func:`load_vae`.
         x: (B, 3, T, H, W) pixels in [-1, 1].
 
     Returns:
@@ -194,9 +198,8 @@ def normalized_posterior(vae, x: Tensor) -> tuple[Tensor, Tensor]:
     """
     posterior = vae.encode(x).latent_dist
     mean = vae.normalize(posterior.mode())  # (B, C, t, h, w)
-    c = vae.config.latent_channels
-    scale = torch.tensor(vae.config.latents_std or [1.0] * c, device=x.device)
-    std = posterior.std / scale.to(posterior.std.dtype).view(1, c, 1, 1, 1)  # (B, C, t, h, w)
+    scale = torch.tensor(vae.latent_stat_values()[1], device=x.device, dtype=posterior.std.dtype)
+    std = posterior.std / scale.view(1, -1, 1, 1, 1)  # (B, C, t, h, w)
     return mean, std
 
 
@@ -219,9 +222,15 @@ def _manifest(spec: CacheSpec, vae, dataset: Dataset) -> dict[str, Any]:
         "latent_shape": list(latent_shape(vae, spec.num_frames, spec.size)),
         "classes": classes,
         "num_classes": len(classes),
-        "normalized_with_vae_stats": vae.config.latents_mean is not None,
+        "normalized_with_vae_stats": _has_latent_stats(vae),
         "complete": False,
     }
+
+
+def _has_latent_stats(vae) -> bool:
+    """Whether ``vae.normalize`` changes latents (statistics other than 0 and 1)."""
+    mean, std = vae.latent_stat_values()
+    return any(float(m) != 0.0 for m in mean) or any(float(s) != 1.0 for s in std)
 
 
 def _check_resumable(out: Path, manifest: dict[str, Any]) -> None:
@@ -295,7 +304,7 @@ def cache_latents(
     """Encode ``dataset`` into a latent cache at ``out`` (resumable; see the module docstring).
 
     Args:
-        vae: a ``PVVAE`` in eval mode (its device is used).
+        vae: a VAE of :func:`load_vae` in eval mode (its device is used).
         dataset: items ``{"video": (3, T, H, W) in [-1, 1], "label": int}``, e.g. from
             :func:`build_video_dataset`.
         out: the cache folder (created).
@@ -315,7 +324,7 @@ def cache_latents(
     manifest = _manifest(spec, vae, dataset)
     _check_resumable(out, manifest)
     if not manifest["normalized_with_vae_stats"]:
-        logger.warning("the VAE has no latents_mean/std: latents are cached unnormalised")
+        logger.warning("the VAE has no latent statistics: latents are cached unnormalised")
     _write_json(out / MANIFEST, manifest)
     n, s = manifest["num_source_items"], spec.shard_size
     shards = range(manifest["num_shards"])
@@ -350,20 +359,18 @@ def _shard_rows_and_skips(out: Path, num_shards: int) -> tuple[list[int], list[s
 
 
 def channel_stats(out: Path, manifest: dict[str, Any]) -> dict[str, list[float]]:
-    """Per-channel mean and std of all cached (normalised) posterior means, in float64."""
-    c = manifest["latent_shape"][0]
-    total = torch.zeros(c, dtype=torch.float64)
-    total_sq = torch.zeros(c, dtype=torch.float64)
-    count = 0
+    """Per-channel mean and population std of all cached (normalised) posterior means, by
+    the one latent-statistics implementation (:class:`pvvae.eval.ChannelStats`: float64,
+    Chan's parallel update, no ``E[z^2] - E[z]^2`` cancellation)."""
+    from pvvae.eval import ChannelStats
+
+    stats = ChannelStats(manifest["latent_shape"][0])
     for i in range(manifest["num_shards"]):
         with safe_open(out / shard_name(i), framework="pt") as f:
-            mean = f.get_tensor("mean").double()  # (n, C, t, h, w)
-        total += mean.sum(dim=(0, 2, 3, 4))
-        total_sq += mean.pow(2).sum(dim=(0, 2, 3, 4))
-        count += mean.numel() // c
-    mu = total / count
-    var = (total_sq / count - mu.pow(2)).clamp_min(0)
-    return {"mean": mu.tolist(), "std": var.sqrt().tolist()}
+            mean = f.get_tensor("mean")  # (n, C, t, h, w)
+        if len(mean):  # a shard of unreadable files only holds no row
+            stats.update(mean)
+    return {"mean": stats.mean.tolist(), "std": stats.std.tolist()}
 
 
 # ----------------------------------------------------------------------------------------------

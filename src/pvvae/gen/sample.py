@@ -109,7 +109,7 @@ def decode_latents(vae, z: Tensor) -> Tensor:
     """Pixels of normalised latents: ``vae.decode(vae.denormalize(z))`` clamped to [-1, 1].
 
     Args:
-        vae: the ``PVVAE`` whose normalisation the latents use.
+        vae: the VAE whose normalisation the latents use (any of :func:`pvvae.gen.cache.load_vae`).
         z: (B, C, t, h, w) normalised latents.
 
     Returns:
@@ -254,9 +254,9 @@ def run_sampling(
     if not vae_spec:
         raise ValueError("the checkpoint records no VAE: pass --vae")
     vae = load_vae(vae_spec, dev)
-    if vae.config.latent_channels != meta.latent_shape[0]:
+    if vae.latent_channels != meta.latent_shape[0]:
         raise ValueError(
-            f"the VAE has {vae.config.latent_channels} latent channels, the Latte "
+            f"the VAE has {vae.latent_channels} latent channels, the Latte "
             f"{meta.latent_shape[0]}: pass the VAE the latent cache was made with"
         )
     generator = torch.Generator().manual_seed(seed)
