@@ -187,3 +187,15 @@ def test_xl_parameter_count_on_meta_device() -> None:
     n = sum(p.numel() for p in model.parameters())
     # DiT-XL/2 has 675M parameters; Latte-XL (28 alternating blocks) reports 673.68M.
     assert 670e6 < n < 678e6, n
+
+
+def test_save_and_from_pretrained_round_trip(tmp_path) -> None:
+    model = perturb_(tiny(num_classes=3, latent_shape=[8, 5, 2, 2], classes=["a", "b", "c"]))
+    model.save_pretrained(tmp_path)
+    loaded = Latte.from_pretrained(tmp_path).eval()
+    assert loaded.arch == model.arch and loaded.conditional
+    assert list(loaded.config.latent_shape) == [8, 5, 2, 2]
+    assert list(loaded.config.classes) == ["a", "b", "c"]
+    x, t, y = torch.randn(2, 8, 3, 4, 4), torch.rand(2), torch.tensor([0, 2])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, t, y), model(x, t, y), rtol=0, atol=0)

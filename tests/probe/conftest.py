@@ -26,18 +26,13 @@ def vae_and_latte():
 
 @pytest.fixture(scope="session")
 def latte_dir(tmp_path_factory):
-    """A Latte model folder (config.json naming a saved micro VAE, and weights)."""
-    from safetensors.torch import save_file
-
-    from pvvae.gen.checkpoint import LatteMeta, LatteWriter
-    from pvvae.training.checkpoint import WEIGHTS_FILE
-
+    """A Latte model folder (``save_pretrained``: config.json naming a saved micro VAE, and
+    weights)."""
     root = tmp_path_factory.mktemp("probe")
     make_micro_vae().save_pretrained(root / "vae")
     latte = make_latte()
-    meta = LatteMeta(latte.config, (8, 2, 2, 2), ("a", "b", "c", "d"), str(root / "vae"))
+    latte.register_to_config(latent_shape=[8, 2, 2, 2], classes=["a", "b", "c", "d"],
+                             vae=str(root / "vae"))
     folder = root / "latte"
-    folder.mkdir()
-    LatteWriter(meta).save_config(folder)
-    save_file(latte.state_dict(), folder / WEIGHTS_FILE)
+    latte.save_pretrained(folder)
     return folder

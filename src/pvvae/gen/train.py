@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from pvvae.config import ConfigError, save_config, to_dict
 from pvvae.gen.cache import LatentDataset
-from pvvae.gen.checkpoint import LatteMeta, LatteWriter
+from pvvae.gen.checkpoint import LatteMeta
 from pvvae.gen.flow import flow_matching_loss
 from pvvae.gen.latte import LATTE_PRESETS, Latte
 from pvvae.training import distributed, parallel
@@ -242,7 +242,7 @@ def build_state(cfg: GenExperimentConfig, info: DistInfo, meta: LatteMeta) -> Ge
     """Model (seeded init), DDP wrapper, AdamW, schedule and EMA."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
-        model = Latte(meta.config)
+        model = meta.build()
     model = model.to(info.device).train()
     opt = cfg.optim
     optimizer = torch.optim.AdamW(
@@ -286,7 +286,7 @@ def train_step(state: GenTrainState, batch: dict[str, Tensor]) -> dict[str, floa
     cfg, info = state.cfg, state.dist
     g = seeded_generator(cfg.train.seed, GEN_STEP, state.step, info.rank)  # CPU, per step
     x0 = draw_x0(batch, cfg.data.sample_posterior, g).to(info.device)  # (B, C, t, h, w)
-    y = batch["label"].to(info.device) if state.model.config.conditional else None  # (B,)
+    y = batch["label"].to(info.device) if state.model.conditional else None  # (B,)
 
     def velocity(x: Tensor, t: Tensor, labels: Tensor | None) -> Tensor:
         return state.forward(x, t, labels, generator=g)  # label dropout from the same stream
@@ -343,7 +343,7 @@ def save(state: GenTrainState, run_dir: Path) -> None:
         }
         ema = state.ema.state_dict() if state.ema is not None else None
         save_checkpoint(
-            run_dir, state.step, LatteWriter(state.meta), train_state, state.cfg.train.keep_last,
+            run_dir, state.step, state.model, train_state, state.cfg.train.keep_last,
             weights=state.model.state_dict(), ema_weights=ema,
         )
     distributed.barrier(state.dist)

@@ -108,7 +108,7 @@ class FeatureExtractor:
             return x0.float()
         cfg = self.config
         y = None
-        if self.latte.config.conditional:
+        if self.latte.conditional:
             y = torch.full((x0.shape[0],), self.latte.null_label, device=x0.device)  # (B,)
         t = torch.full((x0.shape[0],), cfg.t, device=x0.device)  # (B,)
         generator = torch.Generator(device=x0.device).manual_seed(cfg.seed)
