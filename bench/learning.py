@@ -374,7 +374,7 @@ def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dic
             eval_seconds += time.perf_counter() - start - seconds
             rows.append(row)
             print(format_row(row), flush=True)
-    if args.strip:
+    if args.strip and rows:
         tag = f"{spec}_r{r:g}_s{seed}".replace(":", "_").replace(",", "_").replace("=", "-")
         path = args.strip.parent / f"{args.strip.stem}_{tag}.png"
         save_strip(model, heldout[: args.strip_clips], args.observed, path)

@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from pvvae.model.causal import CausalConv3d, ChunkContext, inflate_temporal_kernels, run_sliced
+from pvvae.model.causal import (
+    CausalConv3d,
+    ChunkContext,
+    causal_window,
+    inflate_temporal_kernels,
+    run_sliced,
+)
 
 
 def run_stream(conv: CausalConv3d, x: torch.Tensor, sizes: list[int]) -> torch.Tensor:
@@ -41,6 +47,22 @@ def test_first_frame_is_replicated_not_zero_padded():
         conv.conv.bias.zero_()
     x = torch.full((1, 1, 1, 2, 2), 2.0)
     assert torch.allclose(conv(x), torch.full((1, 1, 1, 2, 2), 6.0))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_single_frame_is_the_windowed_conv_in_value_and_gradient(stride):
+    """An image runs as one 2D conv with the time-summed kernel: same output, and every
+    temporal tap gets the gradient the 3-copy window would give it."""
+    torch.manual_seed(0)
+    conv = CausalConv3d(3, 4, 3, stride=(stride, 1, 1)).double()
+    x = torch.randn(2, 3, 1, 6, 6, dtype=torch.float64, requires_grad=True)
+    fast = conv(x)
+    slow = conv.conv(causal_window(conv, x, None, 3, stride))
+    torch.testing.assert_close(fast, slow)
+    g_fast = torch.autograd.grad(fast.square().sum(), [x, conv.conv.weight])
+    g_slow = torch.autograd.grad(slow.square().sum(), [x, conv.conv.weight])
+    for a, b in zip(g_fast, g_slow):
+        torch.testing.assert_close(a, b)
 
 
 @pytest.mark.parametrize("frames", [1, 2, 5])
