@@ -1,6 +1,6 @@
-"""Generation with a fine-tuned diffusers Wan VAE: ``pvvae gen cache``, ``gen train`` and
-``gen sample`` end to end, with the VAE as a wrapped model folder (what a fine-tuning run's
-checkpoint holds) and as the diffusers folder ``pvvae export`` writes."""
+"""Generation with a fine-tuned diffusers Wan VAE: ``pvvae gen cache``, ``gen train``,
+``gen sample`` and ``gen eval`` (stand-in I3D) end to end, with the VAE as a wrapped model
+folder (what a fine-tuning run's checkpoint holds) and as the folder ``pvvae export`` writes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import torch
 from pvvae.cli.main import main
 from pvvae.data.video_io import read_video
 from pvvae.gen.cache import LatentDataset, build_video_dataset, load_vae, normalized_posterior
+from pvvae.gen.evaluate import run_evaluation
 from pvvae.model.diffusers_vae import DiffusersPVVAE
 from tests.gen.conftest import FRAMES, SIZE
+from tests.gen.test_evaluate import _Colour
 
 CHANNELS = 8
 
@@ -28,7 +30,7 @@ def tiny_wan() -> DiffusersPVVAE:
 
 
 @pytest.mark.parametrize("saved", ["wrapped", "exported"])
-def test_cache_train_and_sample_with_a_wan_vae(saved, tmp_path):
+def test_cache_train_sample_and_eval_with_a_wan_vae(saved, tmp_path, monkeypatch):
     vae = tiny_wan()
     folder = tmp_path / saved
     vae.save_pretrained(folder) if saved == "wrapped" else vae.save_diffusers(folder)
@@ -58,3 +60,8 @@ def test_cache_train_and_sample_with_a_wan_vae(saved, tmp_path):
     mp4s = sorted(out.glob("sample_*.mp4"))
     assert len(mp4s) == 2 and tuple(read_video(mp4s[0]).shape) == (FRAMES, SIZE, SIZE, 3)
     assert json.loads((out / "samples.json").read_text())["vae"] == str(folder)
+
+    monkeypatch.setattr("pvvae.eval.metrics.i3d.load_i3d", lambda device: _Colour(16))
+    m = run_evaluation(tmp_path / "eval", real="synthetic", checkpoint=runs / "wan", num=2,
+                       num_steps=1, device="cpu", progress=False)
+    assert m.latent_config == "t4s16c8" and m.num_fake == 2 and m.fvd >= 0

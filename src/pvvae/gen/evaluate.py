@@ -362,19 +362,8 @@ def _fake_batches(checkpoint, fake_dir, num: int, *, vae_spec, device, seed, bat
             raise FileNotFoundError(f"no .mp4 file in {fake_dir}")
         info = video_info(first)
         return video_folder_batches(fake_dir, num_frames, batch_size), "", info.height
-    from pvvae.gen.cache import load_vae
-    from pvvae.gen.checkpoint import load_latte
-    from pvvae.gen.sample import choose_labels, generate_videos
+    from pvvae.gen.sample import generate
 
-    model, meta = load_latte(checkpoint, device, use_ema)
-    vae = load_vae(vae_spec or meta.vae, device)
-    generator = torch.Generator().manual_seed(seed)
-    labels = choose_labels(num, meta.config.num_classes or 0, None, generator)
-    batches = (
-        videos for videos, _ in generate_videos(
-            model, vae, meta.latent_shape, labels, num, generator=generator,
-            batch_size=batch_size, progress=progress, **sampler_kwargs,
-        )
-    )
-    side = meta.latent_shape[-1] * vae.spatial_compression
-    return batches, latent_config_name(vae), side
+    gen = generate(checkpoint, num, vae_spec=vae_spec, seed=seed, device=device, use_ema=use_ema,
+                   batch_size=batch_size, progress=progress, **sampler_kwargs)
+    return (videos for videos, _ in gen.batches), gen.vae.latent_layout, gen.side

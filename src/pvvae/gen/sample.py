@@ -15,22 +15,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
+from pvvae.gen.checkpoint import LatteMeta
 from pvvae.gen.flow import SAMPLERS
 from pvvae.gen.latte import Latte
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU; other names go to ``torch.device``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+from pvvae.training.distributed import resolve_device  # noqa: F401 (the one; re-exported)
 
 
 def choose_labels(
@@ -137,6 +134,82 @@ def generate_videos(
         yield decode_latents(vae, z).cpu(), None if y is None else y.cpu()
 
 
+@dataclass
+class Generation:
+    """One generation run set up by :func:`generate`: the models, the labels and the batches.
+
+    Attributes:
+        model: the Latte (eval mode); meta: its :class:`LatteMeta`.
+        vae: the VAE that decodes the samples; vae_spec: how it was named.
+        labels: (num,) labels of the samples, or ``None`` (unconditional).
+        batches: ``(videos (B, 3, T, H, W) in [-1, 1] on the CPU, labels (B,) or None)``,
+            generated lazily batch by batch (:func:`generate_videos`).
+    """
+
+    model: Latte
+    meta: LatteMeta
+    vae: Any
+    vae_spec: str
+    labels: Tensor | None
+    batches: Iterator[tuple[Tensor, Tensor | None]]
+
+    @property
+    def side(self) -> int:
+        """Frame side of the generated videos in pixels."""
+        return self.meta.latent_shape[-1] * self.vae.spatial_compression
+
+
+def generate(
+    checkpoint: str | Path,
+    num: int,
+    *,
+    vae_spec: str | None = None,
+    class_index: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    use_ema: bool = True,
+    **sampler_kwargs,
+) -> Generation:
+    """Load a Latte and its VAE, draw the labels and set up the generation of ``num`` videos:
+    what ``pvvae gen sample``, ``gen eval`` and the study all do.
+
+    Args:
+        checkpoint: Latte model / checkpoint / run folder (:func:`pvvae.gen.checkpoint.load_latte`).
+        num: number of videos.
+        vae_spec: any VAE of :func:`pvvae.gen.cache.load_vae`; ``None`` uses the one the
+            checkpoint records (the cache's).
+        class_index: the class of every sample, or ``None`` (uniformly random classes; see
+            :func:`choose_labels`).
+        seed: seed of the CPU generator of the labels and the noise.
+        device: ``auto`` | ``cpu`` | ``cuda[:N]`` or a ``torch.device``.
+        use_ema: the EMA weights when the checkpoint has them.
+        sampler_kwargs: ``sampler``, ``num_steps``, ``guidance_scale``, ``batch_size``,
+            ``progress`` of :func:`sample_latents`.
+    """
+    from pvvae.gen.cache import load_vae
+    from pvvae.gen.checkpoint import load_latte
+
+    dev = resolve_device(device)
+    model, meta = load_latte(checkpoint, dev, use_ema)
+    if not meta.latent_shape:
+        raise ValueError(f"{checkpoint} records no latent_shape: train it with `pvvae gen train`")
+    vae_spec = str(vae_spec or meta.vae)
+    if not vae_spec:
+        raise ValueError("the checkpoint records no VAE: pass --vae")
+    vae = load_vae(vae_spec, dev)
+    if vae.latent_channels != meta.latent_shape[0]:
+        raise ValueError(
+            f"the VAE has {vae.latent_channels} latent channels, the Latte "
+            f"{meta.latent_shape[0]}: pass the VAE the latent cache was made with"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    labels = choose_labels(num, meta.config.num_classes or 0, class_index, generator)
+    batches = generate_videos(
+        model, vae, meta.latent_shape, labels, num, generator=generator, **sampler_kwargs
+    )
+    return Generation(model, meta, vae, vae_spec, labels, batches)
+
+
 def frame_grid(videos: Tensor, pad: int = 2) -> np.ndarray:
     """A PNG-ready grid: one row per video with its first, middle and last frame.
 
@@ -230,12 +303,12 @@ def run_sampling(
     """``pvvae gen sample``: generate ``num`` videos, write mp4s, ``grid.png``, ``samples.json``.
 
     Args:
-        checkpoint: Latte model / checkpoint / run folder (see :func:`load_latte`).
+        checkpoint: Latte model / checkpoint / run folder (see :func:`generate`).
         out: output folder.
         num: number of videos.
         vae_spec: VAE path or ``preset:NAME``; ``None`` uses the one recorded in the checkpoint.
         class_index, guidance_scale, num_steps, sampler, batch_size, seed: see
-            :func:`choose_labels` and :func:`sample_latents`.
+            :func:`generate` and :func:`sample_latents`.
         device: ``auto`` | ``cpu`` | ``cuda[:N]``.
         use_ema: sample with the EMA weights when the checkpoint has them.
         fps: frame rate of the mp4s.
@@ -245,35 +318,19 @@ def run_sampling(
     Returns:
         ``out``.
     """
-    from pvvae.gen.cache import load_vae
-    from pvvae.gen.checkpoint import load_latte
-
-    dev = resolve_device(device)
-    model, meta = load_latte(checkpoint, dev, use_ema)
-    vae_spec = vae_spec or meta.vae
-    if not vae_spec:
-        raise ValueError("the checkpoint records no VAE: pass --vae")
-    vae = load_vae(vae_spec, dev)
-    if vae.latent_channels != meta.latent_shape[0]:
-        raise ValueError(
-            f"the VAE has {vae.latent_channels} latent channels, the Latte "
-            f"{meta.latent_shape[0]}: pass the VAE the latent cache was made with"
-        )
-    generator = torch.Generator().manual_seed(seed)
-    labels = choose_labels(num, meta.config.num_classes or 0, class_index, generator)
+    gen = generate(
+        checkpoint, num, vae_spec=vae_spec, class_index=class_index, seed=seed, device=device,
+        use_ema=use_ema, sampler=sampler, num_steps=num_steps, guidance_scale=guidance_scale,
+        batch_size=batch_size, progress=progress,
+    )
     out = Path(out)
     paths: list[Path] = []
     grid: list[Tensor] = []
-    batches = generate_videos(
-        model, vae, meta.latent_shape, labels, num, generator=generator, sampler=sampler,
-        num_steps=num_steps, guidance_scale=guidance_scale, batch_size=batch_size,
-        progress=progress,
-    )
-    for videos, _ in batches:
+    for videos, _ in gen.batches:
         paths += save_samples(videos, out, fps=fps, start_index=len(paths))
         grid.append(videos[: max(0, max_grid_rows - sum(len(g) for g in grid))])
     save_grid(torch.cat(grid), out / "grid.png")
-    info = dict(checkpoint=str(checkpoint), vae=vae_spec, sampler=sampler, num_steps=num_steps,
-                guidance_scale=guidance_scale, seed=seed, use_ema=use_ema)
-    write_index(out, paths, labels, meta.classes, info)
+    info = dict(checkpoint=str(checkpoint), vae=gen.vae_spec, sampler=sampler,
+                num_steps=num_steps, guidance_scale=guidance_scale, seed=seed, use_ema=use_ema)
+    write_index(out, paths, gen.labels, gen.meta.classes, info)
     return out

@@ -77,6 +77,12 @@ class VideoVAEMixin:
         """Channels of the pixels (3)."""
         return self.config.in_channels
 
+    @property
+    def latent_layout(self) -> str:
+        """``tTsScC`` (seed Table 1 notation, as :attr:`pvvae.eval.VAEAdapter.latent_layout`),
+        e.g. ``t4s16c64``."""
+        return f"t{self.temporal_compression}s{self.spatial_compression}c{self.latent_channels}"
+
     # ------------------------------------------------------------------ training path
     def forward_encoder(self, x: Tensor) -> Tensor:
         """Posterior parameters of a whole short clip, without the chunking, tiling and input

@@ -342,19 +342,16 @@ def generate(runner: Runner, spec: StudySpec, latte: Step, latents: Step, real: 
 def _generate(folder: Path, m: Measure, latte: Step, latents: Step, real: Step,
               seed: int) -> dict:
     from pvvae.eval.metrics.fvd import fvd_from_features, kvd_from_features
-    from pvvae.gen.cache import load_vae
-    from pvvae.gen.checkpoint import load_latte
     from pvvae.gen.evaluate import video_features
-    from pvvae.gen.sample import choose_labels, generate_videos, save_grid
+    from pvvae.gen.sample import generate as generate_samples
+    from pvvae.gen.sample import save_grid
 
     device = _device(m)
-    model, meta = load_latte(latte.folder, device)
-    vae = load_vae(latents.result()["model"], device)
-    generator = torch.Generator().manual_seed(seed)
-    labels = choose_labels(m.fvd_clips, meta.config.num_classes or 0, None, generator)
-    videos = generate_videos(model, vae, meta.latent_shape, labels, m.fvd_clips,
-                             generator=generator, batch_size=m.batch_size, num_steps=m.sample_steps,
-                             sampler=m.sampler, guidance_scale=m.guidance)
+    videos = generate_samples(
+        latte.folder, m.fvd_clips, vae_spec=latents.result()["model"], seed=seed,
+        device=device, batch_size=m.batch_size, num_steps=m.sample_steps, sampler=m.sampler,
+        guidance_scale=m.guidance,
+    ).batches
     first: list[torch.Tensor] = []
 
     def keep_first(batches):
