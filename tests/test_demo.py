@@ -3,7 +3,7 @@
 import json
 
 from pvvae.config import load_config
-from pvvae.demo import run_demo
+from pvvae.demo import ImageStage, run_demo
 from pvvae.training.config import ExperimentConfig
 from tests.conftest import MICRO
 
@@ -27,7 +27,7 @@ def test_demo_writes_report_metrics_and_figures(tmp_path):
             "data.num_workers=0",
         ],
     )
-    metrics = run_demo(cfg, tmp_path / "demo", image_steps=2, image_batch=2)
+    metrics = run_demo(cfg, tmp_path / "demo", ImageStage(steps=2, batch=2, lr=1e-3))
     out = tmp_path / "demo"
     for name in ("report.md", "metrics.json", "strip.png", "strip.mp4", "real.png", "curves.png"):
         assert (out / name).is_file(), name
@@ -49,3 +49,5 @@ def test_demo_writes_report_metrics_and_figures(tmp_path):
     base = load_config(ExperimentConfig, tmp_path / "demo-r0" / "config.yaml")
     assert video.objective.max_drop_ratio == 1.0 and base.objective.max_drop_ratio == 0.0
     assert video.model.inflate_temporal and video.model.init_from == str(tmp_path / "demo-image")
+    image = load_config(ExperimentConfig, tmp_path / "demo-image" / "config.yaml")
+    assert image.optim.lr == 1e-3 and video.optim.lr == cfg.optim.lr != 1e-3

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -296,20 +297,34 @@ def derive(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
     return from_dict(ExperimentConfig, apply_overrides(to_dict(cfg), overrides))
 
 
-def stage_configs(
-    cfg: ExperimentConfig, image_steps: int, image_batch: int, image_preset: str | None = None
-) -> dict[str, ExperimentConfig]:
-    """The demo's runs: ``image`` (absent when image_steps is 0; on synthetic preset
-    ``image_preset`` when given), ``video`` (cfg itself, initialised from the image run with
-    inflated kernels) and ``baseline`` (video with r = 0)."""
+@dataclass(frozen=True)
+class ImageStage:
+    """The demo's image pretraining (paper section 3.2, stage 1): ``steps`` (0: none) of
+    ``batch`` single frames at peak ``lr`` (None: the video config's) with ``warmup`` linear
+    warm-up steps (None: the video config's), on synthetic preset ``preset`` (None: the
+    video config's)."""
+
+    steps: int = 0
+    batch: int = 8
+    lr: float | None = None
+    warmup: int | None = None
+    preset: str | None = None
+
+
+def stage_configs(cfg: ExperimentConfig, image: ImageStage) -> dict[str, ExperimentConfig]:
+    """The demo's runs: ``image`` (absent when image.steps is 0), ``video`` (cfg itself,
+    initialised from the image run with inflated kernels) and ``baseline`` (video with
+    r = 0)."""
     runs: dict[str, ExperimentConfig] = {}
     video = cfg
-    if image_steps > 0:
+    if image.steps > 0:
         runs["image"] = derive(cfg, [
             f"name={cfg.name}-image", "train.stage=image", "data.num_frames=1",
-            f"data.batch_size={image_batch}", f"train.steps={image_steps}",
+            f"data.batch_size={image.batch}", f"train.steps={image.steps}",
             "objective.max_drop_ratio=0.0",
-            *([f"data.synthetic_preset={image_preset}"] if image_preset else []),
+            *([f"optim.lr={image.lr}"] if image.lr is not None else []),
+            *([f"optim.warmup_steps={image.warmup}"] if image.warmup is not None else []),
+            *([f"data.synthetic_preset={image.preset}"] if image.preset else []),
         ])
         image_dir = Path(cfg.train.out_dir) / runs["image"].name
         video = derive(cfg, [f"model.init_from={image_dir}", "model.inflate_temporal=true"])
@@ -335,16 +350,13 @@ def train_side_by_side(cfgs: list[ExperimentConfig]) -> list[Path]:
         return list(pool.map(_train_one_thread, cfgs))
 
 
-def run_demo(
-    cfg: ExperimentConfig, out: Path, image_steps: int = 0, image_batch: int = 8,
-    image_preset: str | None = None,
-) -> dict:
+def run_demo(cfg: ExperimentConfig, out: Path, image: ImageStage = ImageStage()) -> dict:
     """Train the demo's runs (see :func:`stage_configs`) into ``cfg.train.out_dir`` and write
     the report into ``out``. Returns the metrics."""
     from pvvae.training.checkpoint import load_model
     from pvvae.training.trainer import resolve_device, train
 
-    cfgs = stage_configs(cfg, image_steps, image_batch, image_preset)
+    cfgs = stage_configs(cfg, image)
     if "image" in cfgs:
         train(cfgs["image"])
     run_dir, base_dir = train_side_by_side([cfgs["video"], cfgs["baseline"]])

@@ -9,6 +9,11 @@ from pathlib import Path
 from pvvae.config import load_config
 from pvvae.training.config import ExperimentConfig
 
+# Measured with bench/learning.py (docs/demo.md): single frames train stably at a higher lr
+# than clips, and the video stage starts better from them.
+IMAGE_LR = 8e-4
+IMAGE_WARMUP = 30
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-steps", type=int, default=200,
                    help="image pretraining steps before the video runs (0: none)")
     p.add_argument("--image-batch", type=int, default=8, help="frames per image step")
+    p.add_argument("--image-lr", type=float, default=IMAGE_LR,
+                   help="peak lr of the image stage (the video stage uses the config's)")
+    p.add_argument("--image-warmup", type=int, default=IMAGE_WARMUP,
+                   help="linear warm-up steps of the image stage")
     p.add_argument("--image-preset", default=None,
                    help="synthetic preset of the image stage (default: the config's)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
@@ -30,12 +39,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pvvae.demo import run_demo
+    from pvvae.demo import ImageStage, run_demo
 
     out = Path(args.out)
     overrides = [f"name={out.name}", f"train.out_dir={out.parent}", *args.overrides]
     cfg = load_config(ExperimentConfig, args.config, overrides)
-    metrics = run_demo(cfg, out, args.image_steps, args.image_batch, args.image_preset)
+    image = ImageStage(args.image_steps, args.image_batch, args.image_lr, args.image_warmup,
+                       args.image_preset)
+    metrics = run_demo(cfg, out, image)
     print(json.dumps(metrics, indent=2))
     print(f"report: {out / 'report.md'}")
     return 0
