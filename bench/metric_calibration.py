@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from pvvae.eval.coherence import METRICS, coherence
+from pvvae.eval.coherence import METRICS, video_coherence
 from pvvae.eval.corrupt import corruptions
 from pvvae.eval.metrics.fvd import fvd_from_features, fvd_noise_floor
 from pvvae.eval.metrics.psnr_ssim import compute_psnr
@@ -54,7 +54,7 @@ def score(name: str, videos: torch.Tensor, clean: torch.Tensor, ref_features, i3
     start = time.perf_counter()
     features = i3d_features(videos, i3d)
     row = {"set": name, "fvd": fvd_from_features(ref_features, features),
-           "psnr": compute_psnr(videos, clean), **coherence(videos)}
+           "psnr": compute_psnr(videos, clean), **video_coherence(videos)}
     row["seconds"] = time.perf_counter() - start
     return row, features
 
@@ -99,7 +99,7 @@ def main() -> None:
     floor = fvd_noise_floor(torch.cat(pool), args.clips, args.resamples, seed=args.seed)
     result = {"clips": args.clips, "frames": FRAMES, "size": SIZE, "fvd_frames": NUM_FRAMES,
               "reference_seed": args.seed, "test_seed": args.seed + 1,
-              "reference_coherence": coherence(ref), "floor": floor, "rows": rows,
+              "reference_coherence": video_coherence(ref), "floor": floor, "rows": rows,
               "seconds": time.perf_counter() - start}
     print(table(rows, floor))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,9 @@ _EXPORTS = {
     "pvvae.eval.metrics.inception": (
         "C3D", "load_c3d", "c3d_probs", "compute_is", "inception_score_from_probs",
     ),
-    "pvvae.eval.coherence": ("object_masks", "clip_coherence", "per_clip_coherence", "coherence"),
+    "pvvae.eval.coherence": (
+        "object_masks", "clip_coherence", "per_clip_coherence", "video_coherence",
+    ),
     "pvvae.eval.corrupt": ("corruptions",),
     "pvvae.eval.adapters": (
         "VAEAdapter", "PVVAEAdapter", "WanAdapter", "CogVideoXAdapter", "HunyuanVideoAdapter",

@@ -40,13 +40,14 @@ Per-clip measures (:func:`clip_coherence`):
   norm). NaN when a clip has no large acceleration. Occlusions also make large accelerations
   of the visible centroid, so real clips score about 0.6, not 1 (docs/evaluation.md).
 
-:func:`coherence` averages the per-clip values over clips (NaNs, e.g. clips without objects,
+:func:`video_coherence` averages the per-clip values over clips (NaNs, e.g. clips without objects,
 left out) and counts the clips.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor
@@ -194,9 +195,18 @@ def per_clip_coherence(videos: Tensor) -> dict[str, Tensor]:
     return {k: torch.tensor([r[k] for r in rows], dtype=torch.float64) for k in METRICS}
 
 
-def coherence(videos: Tensor) -> dict[str, float]:
-    """Per-clip measures averaged over clips, NaNs left out (NaN if every clip is NaN).
-    videos (N, 3, T, H, W) in [-1, 1] -> ``{speed, acceleration, persistence, objects,
-    foreground, bounce, clips}``."""
-    per_clip = per_clip_coherence(videos)
-    return {**{k: v.nanmean().item() for k, v in per_clip.items()}, "clips": len(videos)}
+def summarise(parts: Iterable[dict[str, Tensor]]) -> dict[str, float]:
+    """Pool :func:`per_clip_coherence` results of several batches: the mean over clips of
+    each measure, NaNs left out (NaN if every clip is NaN), and ``clips``."""
+    parts = list(parts)
+    per_clip = {k: torch.cat([p[k] for p in parts]) for k in METRICS}
+    return {**{k: v.nanmean().item() for k, v in per_clip.items()},
+            "clips": len(per_clip["speed"])}
+
+
+def video_coherence(videos: Tensor | Iterable[Tensor]) -> dict[str, float]:
+    """:func:`summarise` of every clip's measures. videos (N, 3, T, H, W) in [-1, 1], or an
+    iterable of such batches -> ``{speed, acceleration, persistence, objects, foreground,
+    bounce, clips}``."""
+    batches = [videos] if isinstance(videos, Tensor) else videos
+    return summarise(per_clip_coherence(b) for b in batches)

@@ -48,6 +48,11 @@ class GenerationMetrics:
         is_mean, is_std: Inception Score (None without C3D weights).
         num_fake, num_real, num_frames: protocol sizes.
         notes: free text (e.g. why IS is missing).
+        fvd_floor, fvd_floor_std: FVD of real against real at ``num_fake`` clips a side, mean
+            and std over random splits (:func:`pvvae.eval.metrics.fvd.fvd_noise_floor`;
+            None when not measured).
+        coherence, real_coherence: object-motion coherence (:mod:`pvvae.eval.coherence`) of
+            the generated and of the real clips (meaningful on proving-ground clips).
     """
 
     method: str
@@ -61,6 +66,10 @@ class GenerationMetrics:
     num_real: int
     num_frames: int
     notes: str = ""
+    fvd_floor: float | None = None
+    fvd_floor_std: float | None = None
+    coherence: dict | None = None
+    real_coherence: dict | None = None
 
 
 def latent_config_name(vae) -> str:
@@ -166,8 +175,10 @@ def compute_generation_metrics(
     method: str = "",
     latent_config: str = "",
     dataset: str = "",
+    floor_resamples: int = 0,
 ) -> GenerationMetrics:
-    """gFVD, KVD (and IS with a C3D) of generated against real video batches.
+    """gFVD, KVD (and IS with a C3D) of generated against real video batches, the coherence
+    of both sets and, with ``floor_resamples``, the real-real FVD floor.
 
     Args:
         fake, real: iterables of (B, 3, T, H, W) videos in [-1, 1].
@@ -175,12 +186,20 @@ def compute_generation_metrics(
         num_frames: frames per clip (16).
         is_splits: IS splits (10 in the protocol; at most the number of samples).
         method, latent_config, dataset: labels of the table row.
+        floor_resamples: splits of the real-real floor (0: none). Then ``real`` holds at least
+            twice as many clips as ``fake``: gFVD and KVD use the first ``len(fake)`` of them,
+            the floor splits all of them into disjoint pairs of sets of ``len(fake)``.
     """
-    from pvvae.eval.metrics.fvd import fvd_from_features, kvd_from_features
+    from pvvae.eval.coherence import summarise
+    from pvvae.eval.metrics.fvd import fvd_from_features, fvd_noise_floor, kvd_from_features
     from pvvae.eval.metrics.inception import inception_score_from_probs
 
-    fake_logits, fake_probs = video_features(fake, i3d, c3d, num_frames)
-    real_logits, _ = video_features(real, i3d, None, num_frames)
+    fake_motion, real_motion = [], []
+    fake_logits, fake_probs = video_features(_coherent(fake, fake_motion, num_frames), i3d, c3d,
+                                            num_frames)
+    pool, _ = video_features(_coherent(real, real_motion, num_frames), i3d, None, num_frames)
+    floor = fvd_noise_floor(pool, len(fake_logits), floor_resamples) if floor_resamples else {}
+    real_logits = pool[: len(fake_logits)] if floor_resamples else pool
     is_mean = is_std = None
     notes = "IS not computed: pass --c3d-weights (UCF101 C3D)" if c3d is None else ""
     if fake_probs is not None:
@@ -197,7 +216,21 @@ def compute_generation_metrics(
         num_real=len(real_logits),
         num_frames=num_frames,
         notes=notes,
+        fvd_floor=floor.get("fvd"),
+        fvd_floor_std=floor.get("std"),
+        coherence=summarise(fake_motion),
+        real_coherence=summarise(real_motion),
     )
+
+
+def _coherent(batches: Iterable[Tensor], sink: list, num_frames: int) -> Iterator[Tensor]:
+    """The batches, unchanged; the coherence of each (first frames, as the I3D sees them)
+    is appended to ``sink`` on the way."""
+    from pvvae.eval.coherence import per_clip_coherence
+
+    for batch in batches:
+        sink.append(per_clip_coherence(batch[:, :, :num_frames]))
+        yield batch
 
 
 def _fmt(value: float | None, std: float | None = None) -> str:
@@ -240,6 +273,26 @@ def table1_markdown(rows: Sequence[GenerationMetrics]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def motion_markdown(rows: Sequence[GenerationMetrics]) -> str:
+    """gFVD beside its real-real floor and the object-motion coherence of the generated
+    clips, with the real clips' value in brackets (``-`` where not measured)."""
+    keys = ("acceleration", "persistence", "foreground", "objects", "bounce")
+    lines = ["| Method | Dataset | FVD | real-real floor | " + " | ".join(keys) + " |",
+             "|---" * (4 + len(keys)) + "|"]
+    for r in rows:
+        floor = _fmt(r.fvd_floor, r.fvd_floor_std)
+        cells = [_motion_cell(r.coherence, r.real_coherence, k) for k in keys]
+        lines.append(f"| {r.method} | {r.dataset or '-'} | {_fmt(r.fvd)} | {floor} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _motion_cell(fake: dict | None, real: dict | None, key: str) -> str:
+    if fake is None:
+        return "-"
+    return f"{fake[key]:.3g}" + (f" ({real[key]:.3g})" if real is not None else "")
+
+
 def write_results(rows: Sequence[GenerationMetrics], out: str | Path) -> tuple[Path, Path]:
     """Write ``out/gen_metrics.json`` (list of rows) and ``out/gen_metrics.md``."""
     out = Path(out)
@@ -251,7 +304,9 @@ def write_results(rows: Sequence[GenerationMetrics], out: str | Path) -> tuple[P
         f"Generation metrics ({rows[0].num_fake} generated vs {rows[0].num_real} real clips of "
         f"{rows[0].num_frames} frames; FVD: StyleGAN-V variant on I3D logits; KVD unscaled)."
     )
-    md_path.write_text(caption + "\n\n" + table1_markdown(rows)
+    motion = ("\nMotion (generated clips; real clips in brackets; pvvae.eval.coherence):\n\n"
+              + motion_markdown(rows)) if any(r.coherence for r in rows) else ""
+    md_path.write_text(caption + "\n\n" + table1_markdown(rows) + motion
                        + "".join(f"\n{n}\n" for n in notes))
     return json_path, md_path
 
@@ -286,6 +341,7 @@ def run_evaluation(
     method: str = "",
     dataset: str = "",
     progress: bool = True,
+    noise_floor: int = 0,
 ) -> GenerationMetrics:
     """``pvvae gen eval``: metrics of ``num`` generated clips against ``num`` real ones.
 
@@ -300,6 +356,8 @@ def run_evaluation(
         synthetic_clips: size of the synthetic real dataset (default ``num``).
         c3d_weights: UCF101 C3D weights for IS (None: IS skipped with a note).
         method, dataset: row and column labels of the table (defaults: checkpoint / data).
+        noise_floor: splits of the real-real FVD floor (0: none); it draws ``2 num`` real
+            clips (see :func:`compute_generation_metrics`).
         Others: see :func:`pvvae.gen.sample.run_sampling`.
     """
     from pvvae.eval.metrics.i3d import load_i3d
@@ -315,13 +373,14 @@ def run_evaluation(
         use_ema=use_ema, progress=progress, num_frames=num_frames,
     )
     real_batches = real_clip_batches(
-        real, num, num_frames=num_frames, size=size or side, synthetic_clips=synthetic_clips,
+        real, num * (2 if noise_floor else 1), num_frames=num_frames, size=size or side,
+        synthetic_clips=synthetic_clips,
         seed=seed, batch_size=batch_size,
     )
     metrics = compute_generation_metrics(
         _take(fake, num), real_batches, load_i3d(dev), c3d=c3d, num_frames=num_frames,
         method=method or Path(str(checkpoint or fake_dir)).name, latent_config=latent_config,
-        dataset=dataset or Path(real).stem,
+        dataset=dataset or Path(real).stem, floor_resamples=noise_floor,
     )
     if metrics.num_fake < num:
         raise ValueError(f"only {metrics.num_fake} generated clips found, {num} requested")
