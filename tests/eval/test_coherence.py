@@ -170,3 +170,17 @@ def test_gen_eval_reports_the_floor_and_the_coherence(real, tmp_path):
     assert read_results([json_path])[0].coherence == m.coherence
     with pytest.raises(ValueError, match="noise floor"):  # the floor needs 2x the real clips
         compute_generation_metrics([fake], [real[:6]], _PooledColour(), floor_resamples=2)
+
+
+def test_run_evaluation_draws_twice_the_real_clips_for_the_floor(real, tmp_path, monkeypatch):
+    from pvvae.data.video_io import write_video
+    from pvvae.gen.evaluate import run_evaluation
+
+    for i in range(3):
+        write_video(tmp_path / "fake" / f"sample_{i:05d}.mp4", real[i])
+    monkeypatch.setattr("pvvae.eval.metrics.i3d.load_i3d", lambda device: _PooledColour())
+    m = run_evaluation(tmp_path / "out", real="synthetic", fake_dir=tmp_path / "fake", num=3,
+                       device="cpu", noise_floor=2)
+    assert (m.num_fake, m.num_real, m.real_coherence["clips"]) == (3, 3, 6)
+    assert m.fvd_floor >= 0 and m.coherence["clips"] == 3 and m.coherence["objects"] >= 1
+    assert "real-real floor" in (tmp_path / "out" / "gen_metrics.md").read_text()

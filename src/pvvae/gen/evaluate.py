@@ -374,8 +374,7 @@ def run_evaluation(
     )
     real_batches = real_clip_batches(
         real, num * (2 if noise_floor else 1), num_frames=num_frames, size=size or side,
-        synthetic_clips=synthetic_clips,
-        seed=seed, batch_size=batch_size,
+        synthetic_clips=synthetic_clips, seed=seed, batch_size=batch_size,
     )
     metrics = compute_generation_metrics(
         _take(fake, num), real_batches, load_i3d(dev), c3d=c3d, num_frames=num_frames,
