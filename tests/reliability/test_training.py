@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import pvvae.training.trainer as trainer_module
+import pvvae.training.engine as engine
 from pvvae.training.checkpoint import checkpoint_dirs, load_train_state
 from pvvae.training.trainer import train
 from tests.hostile_files import hostile_video_tree
@@ -35,13 +35,13 @@ def test_killed_run_on_corrupt_folder_resumes_exactly(tmp_path, monkeypatch):
     files = hostile_video_tree(tmp_path / "data")  # 10 files: 12 samples see all of them
     train(_folder_run(tmp_path, "reference"))
 
-    real_save = trainer_module.save
+    real_save = engine.save
 
     def save_then_die(state, run_dir):
         real_save(state, run_dir)
         raise KeyboardInterrupt  # the process dies right after its first checkpoint
 
-    monkeypatch.setattr(trainer_module, "save", save_then_die)
+    monkeypatch.setattr(engine, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train(_folder_run(tmp_path, "killed"))
     monkeypatch.undo()

@@ -14,7 +14,8 @@ from pvvae.config import save_config
 from pvvae.training import distributed
 from pvvae.training.checkpoint import checkpoint_dirs, load_model, load_train_state
 from pvvae.training.data import build_training_dataset, make_loader
-from pvvae.training.state import build_model, build_state, restore
+from pvvae.training.engine import restore
+from pvvae.training.state import build_model, build_state
 from pvvae.training.trainer import save, train, train_step
 
 from .conftest import (

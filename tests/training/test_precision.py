@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from pvvae.training.distributed import DistInfo
-from pvvae.training.state import build_state, checkpoint_payload, restore
+from pvvae.training.engine import checkpoint_payload, restore
+from pvvae.training.state import build_state
 from pvvae.training.trainer import save, train_step
 
 from .conftest import micro_config, subprocess_env
