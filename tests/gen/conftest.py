@@ -82,7 +82,7 @@ def trained_run(latent_cache, tmp_path_factory) -> Path:
             "train.device=cpu",
             "train.progress=false",
             "train.tensorboard=false",
-            "train.global_batch_size=2",
+            "data.batch_size=2",
             "train.ckpt_every=2",
         ],
     )

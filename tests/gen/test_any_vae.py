@@ -53,7 +53,7 @@ def test_cache_train_sample_and_eval_with_a_wan_vae(saved, tmp_path, monkeypatch
     runs = tmp_path / "runs"
     assert main(["gen", "train", f"data.cache={cache}", f"train.out_dir={runs}", "name=wan",
                  "train.steps=1", "train.device=cpu", "train.progress=false",
-                 "train.tensorboard=false", "train.global_batch_size=2"]) == 0
+                 "train.tensorboard=false", "data.batch_size=2"]) == 0
     out = tmp_path / "samples"
     assert main(["gen", "sample", str(runs / "wan"), "--num", "2", "--steps", "2",
                  "--device", "cpu", "--out", str(out), "--no-progress"]) == 0  # VAE of the cache

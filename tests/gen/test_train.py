@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -13,9 +14,10 @@ from pvvae.gen.cache import LatentDataset
 from pvvae.gen.checkpoint import load_latte
 from pvvae.gen.flow import flow_matching_loss
 from pvvae.gen.sample import sample_latents
-from pvvae.gen.train import GenExperimentConfig, StepBatchSampler, train
-from pvvae.training.checkpoint import checkpoint_dirs
+from pvvae.gen.train import GenExperimentConfig, LatteRecipe, StepBatchSampler, train
+from pvvae.training.checkpoint import checkpoint_dirs, load_train_state
 from pvvae.training.distributed import DistInfo
+from pvvae.training.engine import restore, save
 from pvvae.training.guards import NonFiniteLossError
 
 
@@ -27,7 +29,7 @@ def config(cache, out, *overrides: str) -> GenExperimentConfig:
         "train.device=cpu",
         "train.progress=false",
         "train.tensorboard=false",
-        "train.global_batch_size=6",
+        "data.batch_size=6",
     ]
     return load_config(GenExperimentConfig, None, base + list(overrides))
 
@@ -101,8 +103,11 @@ def test_resume_reproduces_losses_and_weights(latent_cache, tmp_path):
         wa, wb = load_file(straight / name), load_file(resumed / name)
         for k in wa:
             torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
-    with pytest.raises(ValueError, match="--resume"):  # no silent overwrite
-        train(config(latent_cache, tmp_path / "b", "train.steps=6", *common))
+    # a fresh run into the folder moves the earlier run aside, as pvvae train does
+    assert train(config(latent_cache, tmp_path / "b", "train.steps=1", *common)) == cut
+    (old,) = cut.glob("superseded-*")
+    assert [d.name for d in checkpoint_dirs(old)] == ["step-0000003", "step-0000006"]
+    assert [d.name for d in checkpoint_dirs(cut)] == ["step-0000001"]
     with pytest.raises(ConfigError, match="same model section"):
         train(
             config(
@@ -133,12 +138,12 @@ def test_config_errors(latent_cache, tmp_path):
 
 
 def test_step_batches_partition_the_global_batch_over_ranks():
-    one = StepBatchSampler(10, seed=0, global_batch=4, info=DistInfo())
-    ranks = [StepBatchSampler(10, 0, 4, DistInfo(rank=r, world_size=2)) for r in range(2)]
+    one = StepBatchSampler(10, seed=0, batch_size=4, info=DistInfo())  # per rank, as the VAE's
+    ranks = [StepBatchSampler(10, 0, 2, DistInfo(rank=r, world_size=2)) for r in range(2)]
     for step in range(5):
-        merged = sorted(ranks[0].batch_at(step) + ranks[1].batch_at(step))
-        assert merged == sorted(one.batch_at(step))
-    seen = [i for s in range(5) for i in one.batch_at(s)[:2] + one.batch_at(s)[2:]][:10]
+        merged = sorted(ranks[0].batch_at(4 * step) + ranks[1].batch_at(4 * step))
+        assert merged == sorted(one.batch_at(4 * step))
+    seen = [i for s in range(5) for i in one.batch_at(4 * s)[:2] + one.batch_at(4 * s)[2:]][:10]
     assert sorted(seen) == list(range(10))  # one epoch visits every clip once
 
 
@@ -151,7 +156,7 @@ def test_shipped_configs_load(name):
     assert cfg.optim.lr == pytest.approx(1e-3 if name == "smoke" else 1e-4)
     if name == "ucf101_xl":  # seed section 4.1
         assert (cfg.model.preset, cfg.train.steps) == ("XL", 250_000)
-        assert cfg.train.global_batch_size == 64
+        assert cfg.data.batch_size * 8 == 64  # per rank, on the 8 ranks of its torchrun line
         assert cfg.model.overrides == {"patch_size": 1}
 
 
@@ -201,3 +206,65 @@ def test_run_ending_inside_a_nan_streak_is_an_error(latent_cache, tmp_path, monk
     with pytest.raises(NonFiniteLossError, match="ended"):
         train(cfg)  # before: exit 0 without a final checkpoint and without a word
     assert checkpoint_dirs(tmp_path / "end" / "run")[-1].name == "step-0000002"
+
+
+# ------------------------------------------------------------------ the engine's behaviour
+def _recipe_state(latent_cache, tmp_path, *overrides):
+    recipe = LatteRecipe(config(latent_cache, tmp_path, "optim.lr=0.001", *overrides))
+    return recipe, recipe.build_state(DistInfo())
+
+
+def test_resume_restores_the_rng_state_and_gives_the_next_loss(latent_cache, tmp_path):
+    recipe, state = _recipe_state(latent_cache, tmp_path, "train.steps=4")
+    batches = iter(recipe.batches(state))
+    for _ in range(2):
+        recipe.train_step(state, next(batches))
+    torch.manual_seed(1234)
+    saved_rng = torch.get_rng_state()
+    folder = save(state, tmp_path / "run")
+    assert load_train_state(folder)["rng"][0]["torch"].equal(saved_rng)
+    batch = next(batches)
+    straight = recipe.train_step(state, batch)
+
+    torch.manual_seed(999)  # the resumed process starts from another global RNG state
+    _, resumed = _recipe_state(latent_cache, tmp_path, "train.steps=4")
+    restore(resumed, folder)
+    assert torch.equal(torch.get_rng_state(), saved_rng)
+    assert (resumed.step, resumed.data_position) == (2, 12)  # per-rank batch 6, one rank
+    again = next(iter(recipe.batches(resumed)))
+    assert again["index"].tolist() == batch["index"].tolist()
+    assert recipe.train_step(resumed, again)["loss"] == straight["loss"]  # bit-exact
+
+
+FAULTY = "blocks.0.mlp.fc1"
+
+
+def test_a_failing_bf16_layer_of_the_latte_is_pinned_to_fp32(latent_cache, tmp_path, caplog):
+    from tests.training.test_precision import inject_bf16_fault
+
+    recipe, state = _recipe_state(latent_cache, tmp_path, "train.precision=bf16")
+    inject_bf16_fault(dict(state.model.named_modules())[FAULTY])
+    batches = iter(recipe.batches(state))
+    with caplog.at_level(logging.WARNING, logger="pvvae.training.precision"):
+        history = [recipe.train_step(state, next(batches)) for _ in range(2)]
+    assert [m["skipped"] for m in history] == [0, 0] and state.nonfinite_total == 0
+    assert [m.get("precision/fp32_retry", 0) for m in history] == [1, 0]
+    assert state.precision.pinned == [FAULTY] and state.precision.active
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and FAULTY in lines[0] and "fp32" in lines[0]
+    assert all(torch.isfinite(p).all() for p in state.model.parameters())
+    folder = save(state, tmp_path / "run")  # the pinned layer survives a checkpoint
+    _, resumed = _recipe_state(latent_cache, tmp_path, "train.precision=bf16")
+    restore(resumed, folder)
+    assert resumed.precision.pinned == [FAULTY]
+
+
+def test_a_latte_step_non_finite_in_fp32_too_is_skipped(latent_cache, tmp_path):
+    recipe, state = _recipe_state(latent_cache, tmp_path, "train.precision=bf16")
+    module = dict(state.model.named_modules())[FAULTY]
+    module.weight.register_hook(lambda g: g * float("nan"))  # broken in every precision
+    before = [p.detach().clone() for p in state.model.parameters()]
+    metrics = recipe.train_step(state, next(iter(recipe.batches(state))))
+    assert metrics["skipped"] == 1 and state.nonfinite_total == 1
+    assert state.precision.pinned == []
+    assert all(torch.equal(a, b) for a, b in zip(before, state.model.parameters()))

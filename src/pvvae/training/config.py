@@ -154,7 +154,7 @@ class DataConfig:
     camera_pan: bool = True  # synthetic only
     # synthetic only: pvvae.data.synthetic.SYNTHETIC_PRESETS ("proving_ground" or "textured")
     synthetic_preset: str = "proving_ground"
-    batch_size: int = 2
+    batch_size: int = 2  # per rank: W ranks train on a global batch of W x batch_size
     num_workers: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)
     resolution_weights: dict[int, float] = field(default_factory=dict)
