@@ -35,8 +35,10 @@ decays by cosine to lr / 10 over its steps, as the trainer does in ``pvvae demo`
 ``--short-steps N --short-frames 9`` (the first N video steps on the first 9 frames of each
 clip). Bench-only init experiments as spec keys: ``tiny:zero_res=true`` (each ResBlock's last
 conv starts at zero), ``tiny:res_scale=0.5``. The floors include the last observed frame
-copied forward and Gaussian-blurred (best sigma of :data:`BLUR_SIGMAS`): a prediction that
-only blurs scores about that. ``--strip PATH`` writes ground truth / reconstruction /
+copied forward and Gaussian-blurred (best sigma of :data:`pvvae.eval.motion.BLUR_SIGMAS`):
+a prediction that only blurs scores about that. Shape metrics (:mod:`pvvae.eval.motion`):
+reconstruction IoU of each shape's colour mask, and the prediction's shape position error
+(px) beside copy-last's. ``--strip PATH`` writes ground truth / reconstruction /
 prediction rows of the first held-out clips per run. ``train_seconds`` excludes evaluation.
 
 Prints a table and writes ``bench/results/learning.json``.
@@ -55,6 +57,7 @@ from torch import Tensor, nn
 
 from pvvae.data.synthetic import SyntheticVideoDataset
 from pvvae.eval.metrics.psnr_ssim import video_psnr
+from pvvae.eval.motion import blurred_copy_last_psnr, copy_last, object_errors, slice_objects
 from pvvae.objectives.losses import motion_loss, mse_loss
 from pvvae.objectives.predictive import num_groups, sample_num_dropped
 
@@ -140,8 +143,12 @@ def forward(model: nn.Module, x: Tensor, k: int) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, clips: Tensor, observed: int) -> dict[str, float]:
-    """Held-out reconstruction / prediction PSNR and the latent-spread diagnostics."""
+def evaluate(
+    model: nn.Module, clips: Tensor, observed: int, objects: list[dict]
+) -> dict[str, float]:
+    """Held-out reconstruction / prediction PSNR, shape metrics (:mod:`pvvae.eval.motion`:
+    reconstruction IoU, prediction position error in px) and the latent-spread diagnostics.
+    ``objects``: one :meth:`SyntheticVideoDataset.objects` dict per clip."""
     model.eval()
     groups = num_groups(clips.shape[2])
     k_pred = groups - 1 - (observed - 1) // 4
@@ -159,6 +166,9 @@ def evaluate(model: nn.Module, clips: Tensor, observed: int) -> dict[str, float]
     return {
         "recon_psnr": video_psnr(recon, clips).mean().item(),
         "pred_psnr": video_psnr(pred[:, :, observed:], clips[:, :, observed:]).mean().item(),
+        "recon_object_iou": object_errors(recon, objects)["iou"],
+        "pred_object_error": object_errors(pred[:, :, observed:],
+                                           slice_objects(objects, observed))["position"],
         "latent_spread": (z.std(dim=0).pow(2).mean().sqrt() / z.pow(2).mean().sqrt()).item(),
         "decoder_gain": (dx / dz.clamp_min(1e-12)).item(),
     }
@@ -201,39 +211,22 @@ def stream_stats(vae, x: Tensor) -> list[dict]:
     return rows
 
 
-BLUR_SIGMAS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
-
-
-def gaussian_blur(frames: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur (radius 3 sigma, replicate padding) of (..., H, W) frames."""
-    radius = max(1, math.ceil(3 * sigma))
-    grid = torch.arange(-radius, radius + 1, dtype=frames.dtype)
-    kernel = torch.exp(-0.5 * (grid / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    shape = frames.shape
-    x = frames.reshape(-1, 1, *shape[-2:])
-    x = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="replicate")
-    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, 1, -1))
-    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, -1, 1))
-    return x.reshape(shape)
-
-
-def floors(clips: Tensor, observed: int) -> dict[str, float]:
+def floors(clips: Tensor, objects: list[dict], observed: int) -> dict[str, float]:
     """The baselines a learning model must beat, on (N, 3, T, H, W) clips: the temporal mean,
-    the last observed frame copied forward, and that copy Gaussian-blurred (the best sigma of
-    :data:`BLUR_SIGMAS`: a prediction that only blurs the last frame scores about this)."""
+    the last observed frame copied forward (with its shape position error: shapes standing
+    still), and that copy Gaussian-blurred (:func:`pvvae.eval.motion.blurred_copy_last_psnr`:
+    a prediction that only blurs the last frame scores about this)."""
     temporal_mean = clips.mean(dim=2, keepdim=True).expand_as(clips)
-    future = clips[:, :, observed:]
-    copy_last = clips[:, :, observed - 1 : observed].expand_as(future)
-    blurred = {sigma: video_psnr(gaussian_blur(copy_last, sigma), future).mean().item()
-               for sigma in BLUR_SIGMAS}
-    best = max(blurred, key=blurred.get)
+    still = copy_last(clips, observed)
+    blurred = blurred_copy_last_psnr(clips, observed)
     return {
         "floor_temporal_mean_psnr": video_psnr(temporal_mean, clips).mean().item(),
-        "copy_last_psnr": video_psnr(copy_last, future).mean().item(),
-        "blurred_copy_last_psnr": blurred[best],
-        "blurred_copy_last_sigma": best,
-        "blurred_copy_last_by_sigma": blurred,
+        "copy_last_psnr": video_psnr(still, clips[:, :, observed:]).mean().item(),
+        "copy_last_object_error": object_errors(still, slice_objects(objects, observed))[
+            "position"],
+        "blurred_copy_last_psnr": blurred["psnr"],
+        "blurred_copy_last_sigma": blurred["sigma"],
+        "blurred_copy_last_by_sigma": blurred["psnr_by_sigma"],
     }
 
 
@@ -326,7 +319,9 @@ def pretrain_on_images(model: nn.Module, args, seed: int) -> None:
         inflate_temporal_kernels(model.vae)  # no temporal convs in PV-VAE*: a no-op
 
 
-def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dict]:
+def train_run(
+    spec: str, r: float, args, heldout: Tensor, objects: list[dict], seed: int
+) -> list[dict]:
     """Train one model with max drop ratio r; return one row per evaluation step."""
     torch.manual_seed(seed)
     model = build(spec)
@@ -337,7 +332,7 @@ def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dic
     image_seconds = time.perf_counter() - image_seconds
     if args.image_steps and 0 in args.eval_at:
         print(f"after {args.image_steps} image steps ({image_seconds:.0f}s): " + "  ".join(
-            f"{k} {v:.3f}" for k, v in evaluate(model, heldout, args.observed).items()),
+            f"{k} {v:.3f}" for k, v in evaluate(model, heldout, args.observed, objects).items()),
             flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     data = SyntheticVideoDataset(
@@ -370,7 +365,7 @@ def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dic
                    "train_loss": sum(losses[-20:]) / len(losses[-20:]),
                    "seconds": seconds, "train_seconds": seconds - eval_seconds,
                    "image_seconds": image_seconds,
-                   **evaluate(model, heldout, args.observed)}
+                   **evaluate(model, heldout, args.observed, objects)}
             eval_seconds += time.perf_counter() - start - seconds
             rows.append(row)
             print(format_row(row), flush=True)
@@ -391,6 +386,8 @@ def train_run(spec: str, r: float, args, heldout: Tensor, seed: int) -> list[dic
 def format_row(row: dict) -> str:
     return (f"{row['model']:<30} r={row['r']:<4} seed={row['seed']} step={row['step']:>5} "
             f"recon {row['recon_psnr']:6.2f} dB  pred {row['pred_psnr']:6.2f} dB  "
+            f"IoU {row.get('recon_object_iou', float('nan')):.2f}  "
+            f"pos.err {row.get('pred_object_error', float('nan')):5.2f}px  "
             f"spread {row['latent_spread']:.3f}  gain {row['decoder_gain']:.3f}  "
             f"loss {row['train_loss']:.4f}  {row.get('train_seconds', row['seconds']):.0f}s")
 
@@ -443,14 +440,15 @@ def main(argv: list[str] | None = None) -> dict:
     held = SyntheticVideoDataset(args.heldout, args.frames, args.size, args.size,
                                  seed=HELDOUT_SEED, annotations=False)
     heldout = torch.stack([held[i]["video"] for i in range(len(held))])
-    base = floors(heldout, args.observed)
+    objects = [held.objects(i) for i in range(len(held))]
+    base = floors(heldout, objects, args.observed)
     print(f"floors on {args.heldout} held-out clips: temporal mean "
           f"{base['floor_temporal_mean_psnr']:.2f} dB, copy-last "
           f"{base['copy_last_psnr']:.2f} dB, blurred copy-last "
           f"{base['blurred_copy_last_psnr']:.2f} dB (sigma {base['blurred_copy_last_sigma']:g}) "
           f"(frames {args.observed}..{args.frames - 1})")
     rows = [row for seed in args.seeds for spec in args.models for r in args.r
-            for row in train_run(spec, r, args, heldout, seed)]
+            for row in train_run(spec, r, args, heldout, objects, seed)]
     for path in args.merge:
         rows += json.loads(path.read_text())["rows"]
     result = {"settings": {k: sorted(v) if isinstance(v, set) else v
@@ -469,15 +467,19 @@ def main(argv: list[str] | None = None) -> dict:
 def print_table(result: dict) -> None:
     """Markdown table: one row per (model, r, seed, step), with the floors in the header."""
     f = result["floors"]
-    print("\n| model | r | seed | step | recon PSNR | pred PSNR | latent spread | decoder gain |"
-          "\n|---|---|---|---|---|---|---|---|")
+    print("\n| model | r | seed | step | recon PSNR | recon shape IoU | pred PSNR | "
+          "pred shape error (px) | latent spread | decoder gain |"
+          "\n|---|---|---|---|---|---|---|---|---|---|")
     for row in sorted(result["rows"], key=lambda r: (r["model"], r["r"], r["seed"], r["step"])):
         print(f"| {row['model']} | {row['r']:g} | {row['seed']} | {row['step']} | "
-              f"{row['recon_psnr']:.2f} | {row['pred_psnr']:.2f} | {row['latent_spread']:.2f} | "
+              f"{row['recon_psnr']:.2f} | {row.get('recon_object_iou', float('nan')):.3f} | "
+              f"{row['pred_psnr']:.2f} | {row.get('pred_object_error', float('nan')):.2f} | "
+              f"{row['latent_spread']:.2f} | "
               f"{row['decoder_gain']:.2f} |")
     print(f"\nfloors: temporal mean {f['floor_temporal_mean_psnr']:.2f} dB, copy-last "
           f"{f['copy_last_psnr']:.2f} dB, blurred copy-last "
-          f"{f.get('blurred_copy_last_psnr', float('nan')):.2f} dB")
+          f"{f.get('blurred_copy_last_psnr', float('nan')):.2f} dB; copy-last shape error "
+          f"{f.get('copy_last_object_error', float('nan')):.2f} px")
 
 
 if __name__ == "__main__":
