@@ -14,8 +14,9 @@ from pvvae.gen.cache import LatentDataset
 from pvvae.gen.checkpoint import load_latte
 from pvvae.gen.flow import flow_matching_loss
 from pvvae.gen.sample import sample_latents
-from pvvae.gen.train import GenExperimentConfig, LatteRecipe, StepBatchSampler, train
+from pvvae.gen.train import GenExperimentConfig, LatteRecipe, train
 from pvvae.training.checkpoint import checkpoint_dirs, load_train_state
+from pvvae.training.data import ResolutionBatchSampler
 from pvvae.training.distributed import DistInfo
 from pvvae.training.engine import restore, save
 from pvvae.training.guards import NonFiniteLossError
@@ -138,12 +139,14 @@ def test_config_errors(latent_cache, tmp_path):
 
 
 def test_step_batches_partition_the_global_batch_over_ranks():
-    one = StepBatchSampler(10, seed=0, batch_size=4, info=DistInfo())  # per rank, as the VAE's
-    ranks = [StepBatchSampler(10, 0, 2, DistInfo(rank=r, world_size=2)) for r in range(2)]
+    # the Latte's batches: the VAE's sampler with plain indices and a per-rank batch size
+    one = ResolutionBatchSampler(10, seed=0, batch_sizes={0: 4}, plain=True)
+    ranks = [ResolutionBatchSampler(10, 0, {0: 2}, rank=r, world_size=2, plain=True)
+             for r in range(2)]
     for step in range(5):
-        merged = sorted(ranks[0].batch_at(4 * step) + ranks[1].batch_at(4 * step))
-        assert merged == sorted(one.batch_at(4 * step))
-    seen = [i for s in range(5) for i in one.batch_at(4 * s)[:2] + one.batch_at(4 * s)[2:]][:10]
+        merged = sorted(ranks[0].batch_at(step, 4 * step) + ranks[1].batch_at(step, 4 * step))
+        assert merged == sorted(one.batch_at(step, 4 * step))
+    seen = [i for s in range(5) for i in one.batch_at(s, 4 * s)][:10]
     assert sorted(seen) == list(range(10))  # one epoch visits every clip once
 
 

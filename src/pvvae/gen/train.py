@@ -30,14 +30,13 @@ The same command runs alone or under torchrun::
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from pvvae.config import ConfigError
 from pvvae.gen.cache import LatentDataset
@@ -45,7 +44,8 @@ from pvvae.gen.checkpoint import LatteMeta
 from pvvae.gen.flow import flow_matching_loss
 from pvvae.gen.latte import LATTE_PRESETS
 from pvvae.training import distributed, parallel
-from pvvae.training.data import GlobalOrder
+from pvvae.training.config import validate_loop
+from pvvae.training.data import ResolutionBatchSampler
 from pvvae.training.distributed import DistInfo
 from pvvae.training.engine import (
     EngineState,
@@ -152,12 +152,7 @@ def validate(cfg: GenExperimentConfig) -> None:
         raise ConfigError(f"model.preset={cfg.model.preset!r}; valid: {sorted(LATTE_PRESETS)}")
     if cfg.data.batch_size < 1:
         raise ConfigError(f"data.batch_size must be >= 1, got {cfg.data.batch_size}")
-    if cfg.train.steps < 0 or cfg.train.log_every < 1 or cfg.train.ckpt_every < 1:
-        raise ConfigError("train.steps must be >= 0, log_every and ckpt_every >= 1")
-    if not 0.0 <= cfg.train.ema_decay < 1.0:
-        raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.train.ema_decay}")
-    if cfg.train.max_nonfinite < 1:
-        raise ConfigError(f"train.max_nonfinite must be >= 1, got {cfg.train.max_nonfinite}")
+    validate_loop(cfg.train)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,32 +178,6 @@ def build_meta(cfg: GenExperimentConfig, data: LatentDataset) -> LatteMeta:
     classes = tuple(data.classes) if num_classes else ()
     vae = str(data.manifest["spec"]["vae"])
     return LatteMeta(config, tuple(data.latent_shape), classes, vae)
-
-
-class StepBatchSampler(Sampler[list[int]]):
-    """This rank's dataset indices for every step from ``start_position`` on (endless).
-
-    A step at global position ``p`` consumes the positions ``[p, p + W b)`` of
-    :class:`pvvae.training.data.GlobalOrder` (``b`` the per-rank batch, ``W`` the ranks); rank
-    ``r`` takes ``p + r + W j``, as the VAE's sampler does.
-    """
-
-    def __init__(
-        self, num_items: int, seed: int, batch_size: int, info: DistInfo, start_position: int = 0
-    ) -> None:
-        self.order = GlobalOrder(num_items, seed)
-        self.batch_size, self.info, self.start_position = batch_size, info, start_position
-
-    def batch_at(self, position: int) -> list[int]:
-        """Indices of this rank's clips of the step that starts at global ``position``."""
-        first, w = position + self.info.rank, self.info.world_size
-        return [self.order[first + w * j] for j in range(self.batch_size)]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        position = self.start_position
-        while True:
-            yield self.batch_at(position)
-            position += self.info.world_size * self.batch_size
 
 
 @dataclass
@@ -300,8 +269,9 @@ def make_loader(data: LatentDataset, cfg: GenExperimentConfig, info: DistInfo,
     """Endless loader of this rank's batches ``{"latent", "std"?, "label", "index"}``."""
     from pvvae.data import collate
 
-    sampler = StepBatchSampler(len(data), cfg.train.seed, cfg.data.batch_size, info,
-                               start_position)
+    sampler = ResolutionBatchSampler(len(data), cfg.train.seed, {0: cfg.data.batch_size},
+                                     rank=info.rank, world_size=info.world_size,
+                                     start_position=start_position, plain=True)
     return DataLoader(data, batch_sampler=sampler, num_workers=cfg.data.num_workers,
                       collate_fn=collate, persistent_workers=cfg.data.num_workers > 0)
 

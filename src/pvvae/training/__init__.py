@@ -14,13 +14,13 @@ Scale-out is torchrun's job; the same command runs a single process without it::
 
 Modules, VAE-specific ones marked (*); the others are the training engine that the
 generation trainer (:mod:`pvvae.gen.train`) runs on too: ``engine`` the run (folder, config
-snapshot, loop, logging, non-finite guard) and the recipe interface; ``update`` one step's
-update and the bf16 fallback; ``resume`` checkpoints of a run's state with RNG states;
-``config`` (*) the experiment dataclasses; ``data`` datasets from the config and the sharded,
-resumable sample order; ``state`` (*) models, optimizers, stages; ``trainer`` (*) the VAE
-recipe and ``train_step``; ``distributed`` process group, collectives (the only reader of
-environment variables); ``parallel`` DDP / FSDP2 / activation checkpointing and full state
-dicts; ``checkpoint`` atomic safetensors checkpoints; ``ema`` weight EMA; ``monitor`` JSON
-lines, TensorBoard, progress bar; ``precision`` the bf16 policy; ``guards`` the non-finite
-stop; ``schedule`` warm-up + cosine lr; ``seeding`` per-step, per-rank random streams.
+snapshot, loop, logging, non-finite guard), the recipe interface and one step's update with
+the bf16 fallback; ``resume`` checkpoints of a run's state with RNG states; ``config`` (*)
+the experiment dataclasses; ``data`` datasets from the config and the sharded, resumable
+sample order; ``state`` (*) models, optimizers, stages; ``trainer`` (*) the VAE recipe and
+``train_step``; ``distributed`` process group, collectives (the only reader of environment
+variables); ``parallel`` DDP / FSDP2 / activation checkpointing and full state dicts;
+``checkpoint`` atomic safetensors checkpoints; ``ema`` weight EMA; ``monitor`` JSON lines,
+TensorBoard, progress bar; ``precision`` the bf16 policy; ``guards`` the non-finite stop;
+``schedule`` warm-up + cosine lr; ``seeding`` per-step, per-rank random streams.
 """

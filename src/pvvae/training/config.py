@@ -253,16 +253,22 @@ def validate(cfg: ExperimentConfig) -> None:
     per_clip = cfg.objective.lpips.frames_per_clip
     if per_clip is not None and per_clip < 1:
         raise ConfigError("objective.lpips.frames_per_clip must be >= 1 or null")
-    if cfg.train.max_nonfinite < 1 or cfg.train.steps < 0:
-        raise ConfigError("train.max_nonfinite must be >= 1 and train.steps >= 0")
-    for key in ("log_every", "ckpt_every"):
-        if getattr(cfg.train, key) < 1:
-            raise ConfigError(f"train.{key}={getattr(cfg.train, key)}: must be >= 1")
+    validate_loop(cfg.train)
     if cfg.train.image_every < 0:
         raise ConfigError(f"train.image_every={cfg.train.image_every}: must be >= 0 (0: off)")
-    if not 0.0 <= cfg.train.ema_decay < 1.0:
-        raise ConfigError(f"train.ema_decay must be in [0, 1), got {cfg.train.ema_decay}")
     _validate_source(cfg.model)
+
+
+def validate_loop(train) -> None:
+    """Checks of the loop keys that the ``train`` section of every trainer has (the VAE's
+    and the Latte's, :mod:`pvvae.training.engine`); raises :class:`ConfigError`."""
+    if train.max_nonfinite < 1 or train.steps < 0:
+        raise ConfigError("train.max_nonfinite must be >= 1 and train.steps >= 0")
+    for key in ("log_every", "ckpt_every"):
+        if getattr(train, key) < 1:
+            raise ConfigError(f"train.{key}={getattr(train, key)}: must be >= 1")
+    if not 0.0 <= train.ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay must be in [0, 1), got {train.ema_decay}")
 
 
 def _validate_source(model: ModelConfig) -> None:

@@ -192,6 +192,7 @@ class ResolutionBatchSampler(Sampler[list[tuple[int, int, int]]]):
         rank, world_size: this process in the job.
         start_step, start_position: where to start (0, 0 for a new run; a checkpoint's
             step and data position when resuming).
+        plain: batches of dataset indices only (``[index, ...]``, for datasets of one size).
     """
 
     def __init__(
@@ -204,8 +205,9 @@ class ResolutionBatchSampler(Sampler[list[tuple[int, int, int]]]):
         world_size: int = 1,
         start_step: int = 0,
         start_position: int = 0,
+        plain: bool = False,
     ) -> None:
-        self.order = GlobalOrder(num_items, seed)
+        self.order, self.plain = GlobalOrder(num_items, seed), plain
         self.seed, self.batch_sizes = seed, dict(batch_sizes)
         self.resolutions = sorted(self.batch_sizes)
         self.weights = [float((weights or {}).get(r, 1.0)) for r in self.resolutions]
@@ -217,6 +219,8 @@ class ResolutionBatchSampler(Sampler[list[tuple[int, int, int]]]):
         size = resolution_at(step, self.seed, self.resolutions, self.weights)
         first = position + self.rank
         positions = [first + self.world_size * j for j in range(self.batch_sizes[size])]
+        if self.plain:
+            return [self.order[p] for p in positions]
         return [(self.order[p], p, size) for p in positions]
 
     def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
