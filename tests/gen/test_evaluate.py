@@ -160,3 +160,53 @@ def test_gen_eval_end_to_end_with_the_i3d(trained_run, micro_vae_dir, tmp_path, 
     assert "--c3d-weights" in result["notes"]
     out = capsys.readouterr().out
     assert "| PV-VAE | t4s16c8 |" in out and "IS not computed" in out
+
+
+def test_noise_floor_domain_fvd_and_class_accuracy_of_a_fake_folder(tmp_path, monkeypatch):
+    """``run_evaluation(noise_floor=K, domain=True)`` on a folder whose samples.json gives
+    labels: the gFVD floor, the domain FVD with its floor and the class accuracy are filled
+    in (stand-in I3D, untrained domain network: the wiring, not the values)."""
+    from pvvae.eval.domain import DomainNet
+
+    g = torch.Generator().manual_seed(0)
+    for i in range(4):
+        write_video(tmp_path / "fake" / f"sample_{i:05d}.mp4",
+                    torch.rand(3, 17, 32, 32, generator=g) * 2 - 1)
+    samples = [{"file": f"sample_{i:05d}.mp4", "label": i % 4} for i in range(4)]
+    (tmp_path / "fake" / "samples.json").write_text(json.dumps({"samples": samples}))
+    monkeypatch.setattr("pvvae.eval.metrics.i3d.load_i3d", lambda device: _Colour(16))
+    torch.manual_seed(0)
+    net = DomainNet()
+    built = []
+    monkeypatch.setattr("pvvae.eval.domain.build_domain_network",
+                        lambda cache: built.append(cache) or net)
+    m = run_evaluation(tmp_path / "out", real="synthetic", fake_dir=tmp_path / "fake", num=4,
+                       device="cpu", noise_floor=3, domain=True, domain_cache=tmp_path / "d")
+    assert built == [tmp_path / "d"] and m.num_real == 4
+    assert m.fvd_floor is not None and m.fvd_floor_std is not None
+    assert m.domain_fvd > 0 and m.domain_fvd_floor > 0
+    assert m.class_accuracy in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert "| domain FVD | domain floor | class acc. |" in (tmp_path / "out" /
+                                                         "gen_metrics.md").read_text()
+    (tmp_path / "fake" / "samples.json").unlink()  # no labels: no class accuracy
+    m = run_evaluation(tmp_path / "out", real="synthetic", fake_dir=tmp_path / "fake", num=4,
+                       device="cpu", domain=True)
+    assert m.class_accuracy is None and m.domain_fvd > 0 and m.domain_fvd_floor is None
+
+
+def test_gen_eval_passes_the_noise_floor_and_domain_flags(monkeypatch, capsys):
+    seen = {}
+
+    def fake_run(out, **kwargs):
+        seen.update(kwargs)
+        return GenerationMetrics("m", "", "d", 1.0, 0.1, None, None, 2, 2, 16,
+                                 fvd_floor=0.5, fvd_floor_std=0.1)
+
+    monkeypatch.setattr("pvvae.gen.evaluate.run_evaluation", fake_run)
+    args = parser().parse_args(["gen", "eval", "run", "--real", "synthetic", "--out", "o",
+                                "--noise-floor", "5", "--domain", "--domain-cache", "c"])
+    assert args.func(args) == 0
+    assert (seen["noise_floor"], seen["domain"], seen["domain_cache"]) == (5, True, "c")
+    assert "real-real floor" in capsys.readouterr().out
+    args = parser().parse_args(["gen", "eval", "run", "--real", "synthetic", "--out", "o"])
+    assert (args.noise_floor, args.domain) == (0, False)

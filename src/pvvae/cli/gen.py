@@ -3,7 +3,8 @@
     pvvae gen cache VAE_CKPT DATA OUT [--size 256 --num-frames 17 ...]
     pvvae gen train CONFIG [key=value ...] [--resume]
     pvvae gen sample CKPT --num N [--class C] [--guidance W] [--steps 100] [--vae VAE] --out DIR
-    pvvae gen eval CKPT --real DATA --num 2048 [--c3d-weights FILE] --out DIR
+    pvvae gen eval CKPT --real DATA --num 2048 [--c3d-weights FILE] [--noise-floor K]
+                   [--domain] --out DIR
     pvvae gen eval --fake DIR --real DATA --num N --out DIR
 
 VAE_CKPT / ``--vae``: a VAE model, checkpoint or run folder, or ``preset:NAME`` (random
@@ -108,6 +109,14 @@ def _add_eval(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--c3d-weights", help="UCF101 C3D weights for the Inception Score")
     p.add_argument("--name", default="", help="method name of the table row")
     p.add_argument("--dataset-name", default="", help="dataset name of the table columns")
+    p.add_argument("--noise-floor", type=int, default=0, metavar="K",
+                   help="also the real-real FVD floor over K random splits (draws 2 N real "
+                   "clips; 0: none)")
+    p.add_argument("--domain", action="store_true",
+                   help="also the domain FVD and the class accuracy of the samples "
+                   "(proving-ground domain network, built once and cached)")
+    p.add_argument("--domain-cache", help="folder of the domain network "
+                   "(default ~/.cache/pvvae/domain, or $PVVAE_CACHE/domain)")
     p.add_argument("--out", required=True, help="output folder")
     _add_sampling_options(p)
     p.set_defaults(func=run_eval)
@@ -167,15 +176,18 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from pvvae.gen.evaluate import run_evaluation, table1_markdown
+    from pvvae.gen.evaluate import motion_markdown, run_evaluation, table1_markdown
 
     metrics = run_evaluation(
         args.out, real=args.real, checkpoint=args.checkpoint, fake_dir=args.fake, num=args.num,
         num_frames=args.num_frames, size=args.size, synthetic_clips=args.synthetic_clips,
         c3d_weights=args.c3d_weights, method=args.name, dataset=args.dataset_name,
+        noise_floor=args.noise_floor, domain=args.domain, domain_cache=args.domain_cache,
         **_sampling_kwargs(args),
     )
     print(table1_markdown([metrics]), end="")
+    if metrics.fvd_floor is not None or metrics.domain_fvd is not None:
+        print(motion_markdown([metrics]), end="")
     if metrics.notes:
         print(metrics.notes)
     print(f"wrote {args.out}/gen_metrics.json and gen_metrics.md")

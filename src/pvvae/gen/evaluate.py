@@ -53,6 +53,11 @@ class GenerationMetrics:
             None when not measured).
         coherence, real_coherence: object-motion coherence (:mod:`pvvae.eval.coherence`) of
             the generated and of the real clips (meaningful on proving-ground clips).
+        domain_fvd, domain_fvd_floor, domain_fvd_floor_std: the Frechet distance on the
+            proving-ground domain network's features (:mod:`pvvae.eval.domain`) and its
+            real-real floor (None when not measured).
+        class_accuracy: fraction of the class-conditional samples that the domain network
+            assigns to the class they were sampled for (None: unconditional or unknown).
     """
 
     method: str
@@ -70,6 +75,10 @@ class GenerationMetrics:
     fvd_floor_std: float | None = None
     coherence: dict | None = None
     real_coherence: dict | None = None
+    domain_fvd: float | None = None
+    domain_fvd_floor: float | None = None
+    domain_fvd_floor_std: float | None = None
+    class_accuracy: float | None = None
 
 
 def latent_config_name(vae) -> str:
@@ -176,9 +185,13 @@ def compute_generation_metrics(
     latent_config: str = "",
     dataset: str = "",
     floor_resamples: int = 0,
+    domain_net=None,
+    fake_labels: Tensor | None = None,
 ) -> GenerationMetrics:
     """gFVD, KVD (and IS with a C3D) of generated against real video batches, the coherence
-    of both sets and, with ``floor_resamples``, the real-real FVD floor.
+    of both sets and, with ``floor_resamples``, the real-real FVD floor; with a
+    ``domain_net`` (:func:`pvvae.eval.domain.build_domain_network`) also the domain FVD (and
+    its floor) and, given ``fake_labels``, the class accuracy of the samples.
 
     Args:
         fake, real: iterables of (B, 3, T, H, W) videos in [-1, 1].
@@ -189,17 +202,22 @@ def compute_generation_metrics(
         floor_resamples: splits of the real-real floor (0: none). Then ``real`` holds at least
             twice as many clips as ``fake``: gFVD and KVD use the first ``len(fake)`` of them,
             the floor splits all of them into disjoint pairs of sets of ``len(fake)``.
+        domain_net: the domain network, or None (no domain FVD, no class accuracy).
+        fake_labels: (N,) classes the generated clips were sampled for, or None.
     """
     from pvvae.eval.coherence import summarise
     from pvvae.eval.metrics.fvd import fvd_from_features, fvd_noise_floor, kvd_from_features
     from pvvae.eval.metrics.inception import inception_score_from_probs
 
-    fake_motion, real_motion = [], []
-    fake_logits, fake_probs = video_features(_coherent(fake, fake_motion, num_frames), i3d, c3d,
-                                            num_frames)
-    pool, _ = video_features(_coherent(real, real_motion, num_frames), i3d, None, num_frames)
-    floor = fvd_noise_floor(pool, len(fake_logits), floor_resamples) if floor_resamples else {}
-    real_logits = pool[: len(fake_logits)] if floor_resamples else pool
+    fake_motion, real_motion, fake_domain, real_domain = [], [], [], []
+    fake_logits, fake_probs = video_features(
+        tap_metrics(fake, num_frames, fake_motion, domain_net, fake_domain), i3d, c3d, num_frames)
+    pool, _ = video_features(tap_metrics(real, num_frames, real_motion, domain_net, real_domain),
+                             i3d, None, num_frames)
+    n = len(fake_logits)
+    floor = fvd_noise_floor(pool, n, floor_resamples) if floor_resamples else {}
+    real_logits = pool[:n] if floor_resamples else pool
+    domain = _domain_metrics(fake_domain, real_domain, n, floor_resamples, fake_labels)
     is_mean = is_std = None
     notes = "IS not computed: pass --c3d-weights (UCF101 C3D)" if c3d is None else ""
     if fake_probs is not None:
@@ -220,17 +238,44 @@ def compute_generation_metrics(
         fvd_floor_std=floor.get("std"),
         coherence=summarise(fake_motion),
         real_coherence=summarise(real_motion),
+        **domain,
     )
 
 
-def _coherent(batches: Iterable[Tensor], sink: list, num_frames: int) -> Iterator[Tensor]:
-    """The batches, unchanged; the coherence of each (first frames, as the I3D sees them)
-    is appended to ``sink`` on the way."""
+def tap_metrics(batches: Iterable[Tensor], num_frames: int, motion: list, domain_net=None,
+                domain: list | None = None) -> Iterator[Tensor]:
+    """The batches, unchanged; on the way the coherence of each (first frames, as the I3D
+    sees them) is appended to ``motion`` and, with a ``domain_net``, its domain outputs to
+    ``domain``."""
     from pvvae.eval.coherence import per_clip_coherence
 
     for batch in batches:
-        sink.append(per_clip_coherence(batch[:, :, :num_frames]))
+        first = batch[:, :, :num_frames]
+        motion.append(per_clip_coherence(first))
+        if domain_net is not None:
+            from pvvae.eval.domain import domain_outputs
+
+            domain.append(domain_outputs(first, domain_net, len(first)))
         yield batch
+
+
+def _domain_metrics(fake: list[dict], real: list[dict], n: int, floor_resamples: int,
+                    labels: Tensor | None) -> dict:
+    """The domain fields of :class:`GenerationMetrics` from the tapped domain outputs
+    (empty without a domain network)."""
+    if not fake:
+        return {}
+    from pvvae.eval.domain import accuracy_from_logits
+    from pvvae.eval.metrics.fvd import fvd_from_features, fvd_noise_floor
+
+    fake_features = torch.cat([d["features"] for d in fake])
+    pool = torch.cat([d["features"] for d in real])
+    floor = fvd_noise_floor(pool, n, floor_resamples) if floor_resamples else {}
+    logits = torch.cat([d["logits"] for d in fake])
+    return {"domain_fvd": fvd_from_features(pool[:n], fake_features),
+            "domain_fvd_floor": floor.get("fvd"), "domain_fvd_floor_std": floor.get("std"),
+            "class_accuracy": None if labels is None else accuracy_from_logits(logits,
+                                                                               labels[:n])}
 
 
 def _fmt(value: float | None, std: float | None = None) -> str:
@@ -277,11 +322,16 @@ def motion_markdown(rows: Sequence[GenerationMetrics]) -> str:
     """gFVD beside its real-real floor and the object-motion coherence of the generated
     clips, with the real clips' value in brackets (``-`` where not measured)."""
     keys = ("acceleration", "persistence", "foreground", "objects", "bounce")
-    lines = ["| Method | Dataset | FVD | real-real floor | " + " | ".join(keys) + " |",
-             "|---" * (4 + len(keys)) + "|"]
+    domain = any(r.domain_fvd is not None for r in rows)
+    extra = ["domain FVD", "domain floor", "class acc."] if domain else []
+    lines = ["| Method | Dataset | FVD | real-real floor | " + " | ".join([*extra, *keys]) + " |",
+             "|---" * (4 + len(extra) + len(keys)) + "|"]
     for r in rows:
         floor = _fmt(r.fvd_floor, r.fvd_floor_std)
         cells = [_motion_cell(r.coherence, r.real_coherence, k) for k in keys]
+        if domain:
+            cells = [_fmt(r.domain_fvd), _fmt(r.domain_fvd_floor, r.domain_fvd_floor_std),
+                     _fmt(r.class_accuracy), *cells]
         lines.append(f"| {r.method} | {r.dataset or '-'} | {_fmt(r.fvd)} | {floor} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -342,6 +392,8 @@ def run_evaluation(
     dataset: str = "",
     progress: bool = True,
     noise_floor: int = 0,
+    domain: bool = False,
+    domain_cache: str | Path | None = None,
 ) -> GenerationMetrics:
     """``pvvae gen eval``: metrics of ``num`` generated clips against ``num`` real ones.
 
@@ -358,6 +410,10 @@ def run_evaluation(
         method, dataset: row and column labels of the table (defaults: checkpoint / data).
         noise_floor: splits of the real-real FVD floor (0: none); it draws ``2 num`` real
             clips (see :func:`compute_generation_metrics`).
+        domain: also the domain FVD (with its floor under ``noise_floor``) and the class
+            accuracy of the samples (:mod:`pvvae.eval.domain`; proving-ground data); the
+            domain network is built once into ``domain_cache`` (default
+            :data:`pvvae.eval.domain.DEFAULT_CACHE`) and reused.
         Others: see :func:`pvvae.gen.sample.run_sampling`.
     """
     from pvvae.eval.metrics.i3d import load_i3d
@@ -367,7 +423,8 @@ def run_evaluation(
         raise ValueError("give either a Latte checkpoint or --fake DIR (not both)")
     dev = resolve_device(device)
     c3d = _load_c3d(c3d_weights, dev)  # first: a wrong path fails before any sampling
-    fake, latent_config, side = _fake_batches(
+    domain_net = _domain_net(domain, domain_cache, dev)
+    fake, labels, latent_config, side = _fake_batches(
         checkpoint, fake_dir, num, vae_spec=vae_spec, guidance_scale=guidance_scale,
         num_steps=num_steps, sampler=sampler, batch_size=batch_size, seed=seed, device=dev,
         use_ema=use_ema, progress=progress, num_frames=num_frames,
@@ -380,6 +437,7 @@ def run_evaluation(
         _take(fake, num), real_batches, load_i3d(dev), c3d=c3d, num_frames=num_frames,
         method=method or Path(str(checkpoint or fake_dir)).name, latent_config=latent_config,
         dataset=dataset or Path(real).stem, floor_resamples=noise_floor,
+        domain_net=domain_net, fake_labels=labels,
     )
     if metrics.num_fake < num:
         raise ValueError(f"only {metrics.num_fake} generated clips found, {num} requested")
@@ -409,19 +467,41 @@ def _load_c3d(path: str | None, device: torch.device):
     return load_c3d(path, device)
 
 
+def _domain_net(domain: bool, cache: str | Path | None, device: torch.device):
+    """The domain network when asked for (built or loaded from ``cache``), else None."""
+    if not domain:
+        return None
+    from pvvae.eval.domain import DEFAULT_CACHE, build_domain_network
+
+    return build_domain_network(cache or DEFAULT_CACHE).to(device)
+
+
 def _fake_batches(checkpoint, fake_dir, num: int, *, vae_spec, device, seed, batch_size,
                   use_ema, progress, num_frames, **sampler_kwargs):
-    """(batches of generated videos, latent config name, frame side)."""
+    """(batches of generated videos, their labels (N,) or None, latent config name, frame
+    side). A folder's labels come from its ``samples.json`` (``pvvae gen sample``) when every
+    sample has one, in name order."""
     if fake_dir is not None:
         from pvvae.data.video_io import video_info
 
-        first = next(iter(sorted(Path(fake_dir).glob("*.mp4"))), None)
-        if first is None:
+        paths = sorted(Path(fake_dir).glob("*.mp4"))
+        if not paths:
             raise FileNotFoundError(f"no .mp4 file in {fake_dir}")
-        info = video_info(first)
-        return video_folder_batches(fake_dir, num_frames, batch_size), "", info.height
+        info = video_info(paths[0])
+        return (video_folder_batches(fake_dir, num_frames, batch_size),
+                _folder_labels(fake_dir, paths), "", info.height)
     from pvvae.gen.sample import generate
 
     gen = generate(checkpoint, num, vae_spec=vae_spec, seed=seed, device=device, use_ema=use_ema,
                    batch_size=batch_size, progress=progress, **sampler_kwargs)
-    return (videos for videos, _ in gen.batches), gen.vae.latent_layout, gen.side
+    return (videos for videos, _ in gen.batches), gen.labels, gen.vae.latent_layout, gen.side
+
+
+def _folder_labels(folder: str | Path, paths: Sequence[Path]) -> Tensor | None:
+    """The labels of ``paths`` in ``folder/samples.json``, or None where any is missing."""
+    index = Path(folder) / "samples.json"
+    if not index.is_file():
+        return None
+    by_file = {s["file"]: s.get("label") for s in json.loads(index.read_text())["samples"]}
+    labels = [by_file.get(p.name) for p in paths]
+    return None if None in labels else torch.tensor(labels)
