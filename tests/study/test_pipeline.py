@@ -29,16 +29,24 @@ def test_smoke_study_runs_end_to_end_then_resumes_with_no_work(smoke):
     results, ran = run_study(spec, pairs)
     first = time.perf_counter() - start
     kinds = sorted({step.split("-")[0] for step in ran})
-    assert kinds == ["cache", "decoder", "generate", "image", "latents", "latte", "probe",
-                     "real", "recon", "video"]
+    assert kinds == ["cache", "ceiling", "decoder", "floor", "generate", "image", "latents",
+                     "latte", "probe", "real", "recon", "video"]
     assert sum(s.startswith("image-") for s in ran) == 1  # one image stage for both variants
     assert sum(s.startswith("real-") for s in ran) == 1  # real features shared
+    assert sum(s.startswith("floor-") for s in ran) == 1  # and the floor
+    assert sum(s.startswith("ceiling-") for s in ran) == 2  # one ceiling per VAE
     for result in results:
         for key in ("gfvd", "gkvd", "recon_psnr", "recon_ssim", "pred_psnr", "copy_last_psnr",
                     "ltd_adjacent_median"):
             assert isinstance(result[key], float), key
         assert len(result["ltd_normalized"]) == 4 and result["ltd_normalized"][0] == 1.0
         assert Path(result["samples"]).is_file()
+        # each VAE's ceiling beside its generator (issue 24), on the gFVD's protocol
+        for key in ("gfvd_floor", "gfvd_floor_std", "vae_fvd", "gen_foreground",
+                    "vae_foreground", "real_foreground", "real_speed"):
+            assert isinstance(result[key], float), key
+        assert result["gfvd_floor"] > 0 and result["vae_fvd"] > 0
+        assert result["real_speed"] > 0.5  # real clips move; the coherence saw them
         for key in ("probe_flow_epe", "probe_next_mse", "probe_track_auc"):
             assert isinstance(result[key], float) and key + "_baseline" in result
     assert "decoder" in results[1]["steps"] and "decoder" not in results[0]["steps"]
@@ -53,6 +61,7 @@ def test_smoke_study_runs_end_to_end_then_resumes_with_no_work(smoke):
     text = report.read_text()
     assert "| baseline |" in text and "| PV-VAE |" in text and "gFVD" in text
     assert "Probing (seed Table 3 layout" in text and "Table 3: flow EPE" in text
+    assert "| variant | gFVD | real-real floor | VAE recon FVD |" in text
     assert (report.parent / "ltd_hist.png").is_file()
     assert (report.parent / "ltd_curve.png").is_file()
     print(f"smoke study: {first:.1f} s")
@@ -93,3 +102,23 @@ def test_step_keys_are_stable(monkeypatch):
     row = plan_study(spec, [(spec.variants[0], 0)])[0]
     ids = [step_id for step_id, _ in row["steps"]]
     assert ids[:2] == ["image-d87c3392d44b", "video-ba798ce0067b"]
+
+
+def test_domain_step_builds_the_network_and_keys_change_only_with_it(smoke):
+    """``measure.domain``: a ``domain`` step (network + features of both real sets + their
+    floor) that the ceiling and generate steps then depend on; off, their keys stay."""
+    import torch
+
+    from pvvae.study.pipeline import Runner, domain_network
+
+    off, on = smoke(), smoke("measure.domain=true", "measure.domain_steps=2")
+    (row_off,), (row_on,) = (plan_study(s, [(s.variants[0], 0)]) for s in (off, on))
+    ids_off, ids_on = ([i for i, _ in r["steps"]] for r in (row_off, row_on))
+    changed = sorted(i.split("-")[0] for i in set(ids_on) - set(ids_off))
+    assert changed == ["ceiling", "domain", "generate"]
+    step = domain_network(Runner(Path(on.root)), on)
+    result = step.result()
+    features = torch.load(result["features"])
+    assert features.shape == (2 * on.measure.fvd_clips, 192)
+    assert result["domain_floor"] > 0 and 0 <= result["heldout_accuracy"] <= 1
+    assert domain_network(Runner(Path(off.root)), off) is None

@@ -89,3 +89,25 @@ def test_scaling_report_fits_a_slope_per_group(tmp_path, monkeypatch):
     text = write_report(spec).read_text()
     assert "gFVD slope per decade of clips: r = 0: -10.0 (n = 2); r = 1: -50.0 (n = 2)" in text
     assert (tmp_path / "s" / "scaling.png").is_file()
+
+
+def test_ceiling_table_puts_gfvd_beside_its_floor_and_its_vae(tmp_path, monkeypatch):
+    """Each gFVD beside the real-real floor and its VAE's reconstruction FVD (issue 24); a
+    result measured before those steps existed shows blanks, not an error."""
+    monkeypatch.chdir(ROOT)
+    spec = StudySpec(name="c", root=str(tmp_path), seeds=[0, 1],
+                     variants=[Variant("a", video=["objective.max_drop_ratio=0.0"]),
+                               Variant("b")])
+    write_fake(spec, "a", 0, 300, 15)  # an old result: no floor, no ceiling
+    new = {"gfvd_floor": 120.0, "gfvd_floor_std": 9.0, "vae_fvd": 250.0,
+           "gen_acceleration": 1.5, "vae_acceleration": 0.5, "real_acceleration": 0.25}
+    for seed, gfvd in ((0, 280), (1, 290)):
+        write_fake(spec, "b", seed, gfvd, 16)
+        path = pair_dir(spec, spec.variant("b"), seed) / "result.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **new}))
+    text = write_report(spec).read_text()
+    assert "| variant | gFVD | real-real floor | VAE recon FVD | acceleration gen / VAE / real" \
+        in text
+    assert "| a | 300.0 | - | - | - / - / - |" in text
+    assert "| b | 285.0 +- 7.1 | 120.0 +- 9.0 | 250.0 +- 0.0 | 1.5 +- 0 / 0.5 +- 0 / 0.25 +- 0 |" \
+        in text

@@ -14,7 +14,16 @@ For each pair, in order (every step content-addressed and resumable, :mod:`pvvae
 5. ``latte``: a Latte trained with rectified flow on that cache (the recipe's Latte config).
 6. ``generate``: ``measure.fvd_clips`` clips sampled (``measure.sample_steps`` Euler steps),
    decoded, and gFVD / KVD against as many real held-out clips (``real``: their I3D
-   features, shared by the whole root).
+   features, shared by the whole root), and the object-motion coherence of the samples
+   (:mod:`pvvae.eval.coherence`). Shared by the root: ``floor``, the next ``fvd_clips`` real
+   clips of the same draw (disjoint from ``real``'s), their I3D features, the real-real gFVD
+   floor over ``measure.floor_resamples`` splits of both sets, and their coherence; with
+   ``measure.domain``, ``domain``: the proving-ground domain network
+   (:mod:`pvvae.eval.domain`) and its features of both real sets, whose domain FVD and
+   class accuracy the ``generate`` and ``ceiling`` steps then add.
+   ``ceiling``: the VAE's ceiling under its generator, on the same protocol as its gFVD: the
+   ``floor`` step's clips reconstructed by the VAE, their FVD against the ``real`` features
+   (issue 24: "each VAE's ceiling beside its generator") and their coherence.
 7. ``probe`` (when ``measure.probe`` is set): task heads on the frozen Latte's features, flow
    EPE, next-frame MSE and tracking AUC against their trivial baselines (seed Table 3).
 
@@ -323,35 +332,157 @@ def real_features(runner: Runner, spec: StudySpec) -> Step:
     return step
 
 
-def generate(runner: Runner, spec: StudySpec, latte: Step, latents: Step, real: Step,
-             seed: int) -> Step:
-    """Sample, decode, and gFVD / KVD against the real features."""
+def second_real_set(m: Measure):
+    """17-frame batches of the ``floor`` step's real clips: clips ``fvd_clips .. 2 fvd_clips
+    - 1`` of a draw of ``2 fvd_clips`` from the gFVD stream, whose first ``fvd_clips`` are
+    the ``real`` step's (the same clips, :func:`pvvae.gen.evaluate.real_clip_batches`)."""
+    from pvvae.gen.evaluate import real_clip_batches
+
+    skip = m.fvd_clips
+    for batch in real_clip_batches(m.fvd_data, 2 * m.fvd_clips, num_frames=m.frames,
+                                   size=m.size, seed=m.fvd_real_seed, batch_size=m.batch_size):
+        keep, skip = batch[skip:], max(0, skip - len(batch))
+        if len(keep):
+            yield keep
+
+
+def real_floor(runner: Runner, spec: StudySpec, real: Step) -> Step:
+    """The second real set: its I3D features, the real-real gFVD floor, its coherence."""
     m = spec.measure
-    payload = {"latte": latte.id, "latents": latents.id, "real": real.id, "seed": seed,
-               "clips": m.fvd_clips, "steps": m.sample_steps, "sampler": m.sampler,
-               "guidance": m.guidance}
+    payload = {"real": real.id, "data": m.fvd_data, "clips": m.fvd_clips,
+               "seed": m.fvd_real_seed, "frames": m.frames, "size": m.size,
+               "resamples": m.floor_resamples}
+    step = make_step(runner.root, "floor", payload)
+
+    def fn(folder: Path) -> dict:
+        from pvvae.eval.coherence import summarise
+        from pvvae.eval.metrics.fvd import fvd_noise_floor
+        from pvvae.gen.evaluate import tap_metrics, video_features
+
+        motion: list = []
+        batches = tap_metrics(second_real_set(m), FVD_FRAMES, motion)
+        logits, _ = video_features(batches, _i3d(_device(m)), None, FVD_FRAMES)
+        torch.save(logits, folder / "i3d_logits.pt")
+        pool = torch.cat([torch.load(real.result()["features"]), logits])
+        floor = fvd_noise_floor(pool, m.fvd_clips, m.floor_resamples, seed=m.fvd_real_seed)
+        return {"features": str(folder / "i3d_logits.pt"), "gfvd_floor": floor["fvd"],
+                "gfvd_floor_std": floor["std"], "real_coherence": summarise(motion)}
+
+    runner.run(step, fn, payload)
+    return step
+
+
+def domain_network(runner: Runner, spec: StudySpec) -> Step | None:
+    """With ``measure.domain``: the domain network (built in the step's folder) and its
+    features of both real sets (the ``real`` step's clips first) with their floor."""
+    m = spec.measure
+    if not m.domain:
+        return None
+    from pvvae.eval.domain import DomainSettings
+
+    settings = asdict(DomainSettings(steps=m.domain_steps))
+    payload = {"settings": settings, "data": m.fvd_data, "clips": m.fvd_clips,
+               "seed": m.fvd_real_seed, "frames": FVD_FRAMES, "size": m.size,
+               "resamples": m.floor_resamples}
+    step = make_step(runner.root, "domain", payload)
+
+    def fn(folder: Path) -> dict:
+        from pvvae.eval.domain import build_domain_network, domain_features
+        from pvvae.eval.metrics.fvd import fvd_noise_floor
+        from pvvae.gen.evaluate import real_clip_batches
+
+        net = build_domain_network(folder, steps=m.domain_steps)
+        batches = real_clip_batches(m.fvd_data, 2 * m.fvd_clips, num_frames=FVD_FRAMES,
+                                    size=m.size, seed=m.fvd_real_seed, batch_size=m.batch_size)
+        features = domain_features(batches, net)
+        torch.save(features, folder / "real_features.pt")
+        floor = fvd_noise_floor(features, m.fvd_clips, m.floor_resamples, seed=m.fvd_real_seed)
+        return {"cache": str(folder), "features": str(folder / "real_features.pt"),
+                "domain_floor": floor["fvd"], "domain_floor_std": floor["std"],
+                "heldout_accuracy": net.info["heldout_accuracy"]}
+
+    runner.run(step, fn, payload)
+    return step
+
+
+def _load_domain(domain: Step, m: Measure):
+    """(the domain network, the domain features of the ``real`` step's clips)."""
+    from pvvae.eval.domain import build_domain_network
+
+    net = build_domain_network(domain.result()["cache"], steps=m.domain_steps)
+    return net.to(_device(m)), torch.load(domain.result()["features"])[: m.fvd_clips]
+
+
+def _with_domain(payload: dict, domain: Step | None) -> dict:
+    """A step's payload, with the domain step's id when there is one (so that a study
+    without ``measure.domain`` keeps its keys)."""
+    return payload if domain is None else {**payload, "domain": domain.id}
+
+
+def vae_ceiling(runner: Runner, spec: StudySpec, latents: Step, real: Step, floor: Step,
+                domain: Step | None) -> Step:
+    """The VAE's reconstructions of the ``floor`` step's clips: FVD against the ``real``
+    features (the gFVD protocol), coherence, and the domain FVD with ``measure.domain``."""
+    m = spec.measure
+    payload = _with_domain({"latents": latents.id, "real": real.id, "floor": floor.id},
+                           domain)
+    step = make_step(runner.root, "ceiling", payload)
+
+    def fn(folder: Path) -> dict:
+        from pvvae.eval.adapters import load_vae
+        from pvvae.eval.coherence import summarise
+        from pvvae.eval.metrics.fvd import fvd_from_features
+        from pvvae.gen.evaluate import tap_metrics, video_features
+
+        device = _device(m)
+        adapter = load_vae(f"vae=pvvae:{latents.result()['model']}", device)
+        net, real_domain = _load_domain(domain, m) if domain is not None else (None, None)
+        recon = (adapter.reconstruct(b.to(device)).cpu() for b in second_real_set(m))
+        motion, outputs = [], []
+        logits, _ = video_features(tap_metrics(recon, FVD_FRAMES, motion, net, outputs),
+                                   _i3d(device), None, FVD_FRAMES)
+        out = {"vae_fvd": fvd_from_features(torch.load(real.result()["features"]), logits),
+               "vae_coherence": summarise(motion), "num_clips": len(logits)}
+        if net is not None:
+            fake = torch.cat([o["features"] for o in outputs])
+            out["vae_domain_fvd"] = fvd_from_features(real_domain, fake)
+        return out
+
+    runner.run(step, fn, payload)
+    return step
+
+
+def generate(runner: Runner, spec: StudySpec, latte: Step, latents: Step, real: Step,
+             seed: int, domain: Step | None = None) -> Step:
+    """Sample, decode, and gFVD / KVD against the real features, the samples' coherence;
+    with a ``domain`` step the domain FVD and the class accuracy."""
+    m = spec.measure
+    payload = _with_domain({"latte": latte.id, "latents": latents.id, "real": real.id,
+                            "seed": seed, "clips": m.fvd_clips, "steps": m.sample_steps,
+                            "sampler": m.sampler, "guidance": m.guidance}, domain)
     step = make_step(runner.root, "generate", payload)
 
     def fn(folder: Path) -> dict:
-        return _generate(folder, m, latte, latents, real, seed)
+        return _generate(folder, m, latte, latents, real, seed, domain)
 
     runner.run(step, fn, payload)
     return step
 
 
 def _generate(folder: Path, m: Measure, latte: Step, latents: Step, real: Step,
-              seed: int) -> dict:
+              seed: int, domain: Step | None = None) -> dict:
+    from pvvae.eval.coherence import summarise
     from pvvae.eval.metrics.fvd import fvd_from_features, kvd_from_features
-    from pvvae.gen.evaluate import video_features
+    from pvvae.gen.evaluate import tap_metrics, video_features
     from pvvae.gen.sample import generate as generate_samples
     from pvvae.gen.sample import save_grid
 
     device = _device(m)
-    videos = generate_samples(
+    gen = generate_samples(
         latte.folder, m.fvd_clips, vae_spec=latents.result()["model"], seed=seed,
         device=device, batch_size=m.batch_size, num_steps=m.sample_steps, sampler=m.sampler,
         guidance_scale=m.guidance,
-    ).batches
+    )
     first: list[torch.Tensor] = []
 
     def keep_first(batches):
@@ -360,13 +491,25 @@ def _generate(folder: Path, m: Measure, latte: Step, latents: Step, real: Step,
                 first.append(batch[:8])
             yield batch
 
-    fake, _ = video_features(keep_first(videos), _i3d(device), None, FVD_FRAMES)
+    net, real_domain = _load_domain(domain, m) if domain is not None else (None, None)
+    motion, outputs = [], []
+    fake, _ = video_features(tap_metrics(keep_first(gen.batches), FVD_FRAMES, motion, net,
+                                         outputs), _i3d(device), None, FVD_FRAMES)
     save_grid(first[0], folder / "samples.png")
     real_logits = torch.load(real.result()["features"])
-    return {"gfvd": fvd_from_features(real_logits, fake),
-            "gkvd": kvd_from_features(real_logits, fake), "num_fake": len(fake),
-            "num_real": len(real_logits), "frames": FVD_FRAMES, "size": m.size,
-            "samples": str(folder / "samples.png")}
+    out = {"gfvd": fvd_from_features(real_logits, fake),
+           "gkvd": kvd_from_features(real_logits, fake), "num_fake": len(fake),
+           "num_real": len(real_logits), "frames": FVD_FRAMES, "size": m.size,
+           "samples": str(folder / "samples.png"), "coherence": summarise(motion)}
+    if net is not None:
+        from pvvae.eval.domain import accuracy_from_logits
+
+        out["gen_domain_fvd"] = fvd_from_features(
+            real_domain, torch.cat([o["features"] for o in outputs]))
+        if gen.labels is not None:
+            logits = torch.cat([o["logits"] for o in outputs])
+            out["class_accuracy"] = accuracy_from_logits(logits, gen.labels[: len(logits)])
+    return out
 
 
 def probe(runner: Runner, spec: StudySpec, latte: Step, latents: Step, seed: int) -> Step:
@@ -417,9 +560,13 @@ def run_pair(runner: Runner, spec: StudySpec, variant: Variant, seed: int) -> di
     cache = build_cache(runner, spec, latents)
     latte = train_latte(runner, spec, cache, seed)
     real = real_features(runner, spec)
-    gen = generate(runner, spec, latte, latents, real, seed)
+    floor = real_floor(runner, spec, real)
+    domain = domain_network(runner, spec)
+    ceiling = vae_ceiling(runner, spec, latents, real, floor, domain)
+    gen = generate(runner, spec, latte, latents, real, seed, domain)
     steps = {**stages, "latents": latents, "recon": recon, "cache": cache, "latte": latte,
-             "real": real, "generate": gen}
+             "real": real, "floor": floor, "ceiling": ceiling, "generate": gen,
+             **({"domain": domain} if domain is not None else {})}
     if spec.measure.probe is not None:
         steps["probe"] = probe(runner, spec, latte, latents, seed)
     if runner.dry:
@@ -433,12 +580,38 @@ def run_pair(runner: Runner, spec: StudySpec, variant: Variant, seed: int) -> di
         **latents.result(),
         **{k: v for k, v in gen.result().items() if k in ("gfvd", "gkvd", "samples")},
         "gen_protocol": {k: gen.result()[k] for k in ("num_fake", "num_real", "frames", "size")},
+        **ceiling_result(floor.result(), ceiling.result(), gen.result(),
+                         domain.result() if domain is not None else None),
         **(steps["probe"].result() if "probe" in steps else {}),
     }
     folder = pair_dir(spec, variant, seed)
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "result.json", result)
     return result
+
+
+def _prefixed(prefix: str, coherence: dict | None) -> dict:
+    from pvvae.eval.coherence import METRICS
+
+    return {f"{prefix}_{k}": coherence.get(k) for k in METRICS} if coherence else {}
+
+
+def ceiling_result(floor: dict, ceiling: dict, gen: dict, domain: dict | None) -> dict:
+    """The result fields of the floor, ceiling and domain steps and of the samples' motion:
+    ``gfvd_floor(_std)``, ``vae_fvd``, coherence as ``gen_*``, ``vae_*``, ``real_*``, and
+    with the domain ``gen_domain_fvd``, ``vae_domain_fvd``, ``domain_floor(_std)``,
+    ``class_accuracy`` (fields a step did not measure are left out)."""
+    out = {"gfvd_floor": floor["gfvd_floor"], "gfvd_floor_std": floor["gfvd_floor_std"],
+           "vae_fvd": ceiling["vae_fvd"], **_prefixed("real", floor["real_coherence"]),
+           **_prefixed("vae", ceiling["vae_coherence"]), **_prefixed("gen", gen.get("coherence"))}
+    for key in ("gen_domain_fvd", "class_accuracy"):
+        if key in gen:
+            out[key] = gen[key]
+    if domain is not None:
+        out |= {"vae_domain_fvd": ceiling.get("vae_domain_fvd"),
+                "domain_floor": domain["domain_floor"],
+                "domain_floor_std": domain["domain_floor_std"]}
+    return out
 
 
 def plan_study(spec: StudySpec, pairs: list[tuple[Variant, int]]) -> list[dict]:

@@ -101,6 +101,43 @@ def table(spec: StudySpec, results: dict[str, list[dict]]) -> str:
     return markdown_table(headers, rows)
 
 
+CEILING = ("acceleration", "persistence", "foreground")  # coherence columns of the table
+
+
+def ceiling_table(spec: StudySpec, results: dict[str, list[dict]]) -> str:
+    """gFVD beside its real-real floor and its VAE's reconstruction FVD on the same
+    protocol (the ``floor`` and ``ceiling`` steps), and the coherence of the samples, the
+    reconstructions and the real clips; the domain columns where measured. Fields a result
+    does not have (a study measured before these steps) show as ``-``."""
+    measured = [r for rs in results.values() for r in rs]
+    domain = any("gen_domain_fvd" in r or "vae_domain_fvd" in r for r in measured)
+    headers = ["variant", "gFVD", "real-real floor", "VAE recon FVD"]
+    headers += ["domain FVD gen / VAE", "domain floor", "class acc."] if domain else []
+    headers += [f"{k} gen / VAE / real" for k in CEILING] + ["n"]
+    rows = []
+    for variant in spec.variants:
+        rs = results[variant.name]
+        row = [variant.name, cell(rs, "gfvd", ".1f"), _floor_cell(rs, "gfvd_floor"),
+               cell(rs, "vae_fvd", ".1f")]
+        if domain:
+            row += [f"{cell(rs, 'gen_domain_fvd', '.1f')} / {cell(rs, 'vae_domain_fvd', '.1f')}",
+                    _floor_cell(rs, "domain_floor"), cell(rs, "class_accuracy", ".2f")]
+        row += [" / ".join(cell(rs, f"{who}_{k}", ".3g") for who in ("gen", "vae", "real"))
+                for k in CEILING]
+        rows.append([*row, len(rs)])
+    return markdown_table(headers, rows)
+
+
+def _floor_cell(results: list[dict], key: str) -> str:
+    """A floor's mean over seeds with the split std of the first result (floors are shared
+    by the root, so every seed has the same one)."""
+    mean = mean_std([r.get(key) for r in results])[0]
+    std = next((r.get(key + "_std") for r in results if r.get(key + "_std") is not None), None)
+    if mean is None:
+        return "-"
+    return fmt(mean, ".1f") + (f" +- {fmt(std, '.1f')}" if std is not None else "")
+
+
 def probe_table(spec: StudySpec, results: dict[str, list[dict]]) -> str | None:
     """Seed Table 3 layout: probe metric (mean +- std) and its trivial baseline per variant."""
     keys = [k for k in PROBES if any(k in r for rs in results.values() for r in rs)]
@@ -344,6 +381,11 @@ def write_report(spec: StudySpec, out: str | Path | None = None) -> Path:
         lines += [f"Left out, measured with settings the study file no longer has (rerun "
                   f"`pvvae study run` to update them): {'; '.join(stale)}.", ""]
     lines += [table(spec, results), ""]
+    lines += ["Each gFVD beside its ceilings (issue 24): the FVD of two disjoint real sets of "
+              "as many clips (the floor, mean +- std over splits) and the FVD of its VAE's "
+              "reconstructions of real clips on the same protocol; object-motion coherence "
+              "(pvvae.eval.coherence) of the samples, the reconstructions and the real clips "
+              "(`-`: not measured):", "", ceiling_table(spec, results), ""]
     probes = probe_table(spec, results)
     if probes:
         lines += ["Probing (seed Table 3 layout; in brackets the task's trivial baseline: zero "

@@ -119,6 +119,13 @@ class Measure:
         sample_steps, sampler, guidance: the Latte sampler (seed: 100 Euler steps).
         batch_size: clips per measurement batch; device: ``auto`` | ``cpu`` | ``cuda[:N]``.
         probe: the probing step (seed Table 3) of each pair's Latte, or None.
+        floor_resamples: random splits of the real-real gFVD floor (the ``floor`` step draws
+            ``fvd_clips`` more real clips of the same stream).
+        domain: also the domain FVD (:mod:`pvvae.eval.domain`, a ``domain`` step builds the
+            network once per root) of the samples and of the reconstructions, and the class
+            accuracy of class-conditional samples (off: the step keys stay as they were).
+        domain_steps: training steps of that network (its other settings are the defaults
+            of :class:`pvvae.eval.domain.DomainSettings`).
     """
 
     frames: int = 17
@@ -141,6 +148,9 @@ class Measure:
     batch_size: int = 8
     device: str = "auto"
     probe: ProbeSpec | None = None  # None: no probing step
+    floor_resamples: int = 10
+    domain: bool = False
+    domain_steps: int = 900
 
 
 @dataclass
