@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", default="configs/demo.yaml", help="YAML config of the run")
     p.add_argument("--out", default="runs/demo", help="run and report folder")
-    p.add_argument("--image-steps", type=int, default=200,
+    p.add_argument("--image-steps", type=int, default=1000,
                    help="image pretraining steps before the video runs (0: none)")
     p.add_argument("--image-batch", type=int, default=8, help="frames per image step")
     p.add_argument("--image-lr", type=float, default=IMAGE_LR,
