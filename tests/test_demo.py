@@ -51,3 +51,16 @@ def test_demo_writes_report_metrics_and_figures(tmp_path):
     assert video.model.inflate_temporal and video.model.init_from == str(tmp_path / "demo-image")
     image = load_config(ExperimentConfig, tmp_path / "demo-image" / "config.yaml")
     assert image.optim.lr == 1e-3 and video.optim.lr == cfg.optim.lr != 1e-3
+
+
+def test_image_stage_leaves_busy_cores_alone(monkeypatch, caplog):
+    import pvvae.demo as demo
+
+    monkeypatch.setattr(demo.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    with caplog.at_level("INFO", logger="pvvae.demo"):
+        assert demo.free_threads(2) == 1
+    assert "busy (load 1.2)" in caplog.text
+    monkeypatch.setattr(demo.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert demo.free_threads(2) == 2
+    monkeypatch.setattr(demo.os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    assert demo.free_threads(2) == 1

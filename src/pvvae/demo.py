@@ -22,7 +22,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,7 @@ from pvvae.model.autoencoder import PVVAE
 from pvvae.training.config import ExperimentConfig
 
 REAL_CLIPS = ("bigbuckbunny", "bikes")
+log = logging.getLogger(__name__)
 
 
 def heldout_clips(
@@ -335,6 +338,22 @@ def stage_configs(cfg: ExperimentConfig, image: ImageStage) -> dict[str, Experim
     return runs
 
 
+def free_threads(threads: int) -> int:
+    """Intra-op threads for the image stage: ``threads`` less the cores other processes keep
+    busy (the 1-minute load average, rounded), at least 1. Measured on 2 cores with another
+    job on one of them: 2 threads took 8-10 s per image step, 1 thread 0.34 s (a parallel
+    region waits for its descheduled thread), so a busy core is left alone."""
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:  # no load average on this platform
+        busy = 0
+    free = max(1, threads - busy)
+    if free < threads:
+        log.info("image stage on %d of %d threads: the machine is busy (load %.1f)",
+                 free, threads, os.getloadavg()[0])
+    return free
+
+
 def _train_one_thread(cfg: ExperimentConfig) -> Path:
     """Child process: one intra-op thread, then :func:`pvvae.training.trainer.train`."""
     from pvvae.training.trainer import train
@@ -358,7 +377,12 @@ def run_demo(cfg: ExperimentConfig, out: Path, image: ImageStage = ImageStage())
 
     cfgs = stage_configs(cfg, image)
     if "image" in cfgs:
-        train(cfgs["image"])
+        threads = torch.get_num_threads()
+        torch.set_num_threads(free_threads(threads))
+        try:
+            train(cfgs["image"])
+        finally:
+            torch.set_num_threads(threads)
     run_dir, base_dir = train_side_by_side([cfgs["video"], cfgs["baseline"]])
     device = resolve_device(cfg.train.device)
     vae, baseline = load_model(run_dir, device), load_model(base_dir, device)
