@@ -25,6 +25,7 @@ import json
 import logging
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,19 +339,35 @@ def stage_configs(cfg: ExperimentConfig, image: ImageStage) -> dict[str, Experim
     return runs
 
 
-def free_threads(threads: int) -> int:
-    """Intra-op threads for the image stage: ``threads`` less the cores other processes keep
-    busy (the 1-minute load average, rounded), at least 1. Measured on 2 cores with another
-    job on one of them: 2 threads took 8-10 s per image step, 1 thread 0.34 s (a parallel
-    region waits for its descheduled thread), so a busy core is left alone."""
+def idle_cores(seconds: float = 0.5) -> float | None:
+    """Cores left idle by every other process over the next ``seconds`` (from ``/proc/stat``;
+    None where it cannot be read)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, total (jiffies)
+
     try:
-        busy = round(os.getloadavg()[0])
-    except OSError:  # no load average on this platform
-        busy = 0
-    free = max(1, threads - busy)
+        idle0, total0 = sample()
+        time.sleep(seconds)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (os.cpu_count() or 1) * (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def free_threads(threads: int, idle: float | None = None) -> int:
+    """Intra-op threads for the image stage: ``threads``, or fewer when other processes keep
+    cores busy (``idle``: idle cores, measured by :func:`idle_cores` when None), at least 1.
+    Measured on 2 cores with another job on one of them: 2 threads took 8-10 s per image
+    step, 1 thread 0.34 s (each parallel region waits for its descheduled thread)."""
+    idle = idle_cores() if idle is None else idle
+    if idle is None:
+        return threads
+    free = max(1, min(threads, round(idle)))
     if free < threads:
-        log.info("image stage on %d of %d threads: the machine is busy (load %.1f)",
-                 free, threads, os.getloadavg()[0])
+        log.info("image stage on %d of %d threads: other processes keep %.1f cores busy",
+                 free, threads, (os.cpu_count() or 1) - idle)
     return free
 
 
