@@ -57,7 +57,8 @@ def test_no_drop_is_plain_reconstruction():
     x = random_video(2, 9)
     with torch.no_grad():
         out = predictive_reconstruction(vae, x, k=0, sample_posterior=False)
-        torch.testing.assert_close(out.x_hat, vae(x).sample, atol=1e-5, rtol=0)
+        # 1e-4: a one-frame first chunk convolves with time-summed kernels (other rounding)
+        torch.testing.assert_close(out.x_hat, vae(x).sample, atol=1e-4, rtol=0)
     g = torch.Generator().manual_seed(0)
     assert all(sample_num_dropped(3, 0.0, g) == 0 for _ in range(50))
 
