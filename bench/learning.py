@@ -57,7 +57,13 @@ from torch import Tensor, nn
 
 from pvvae.data.synthetic import SyntheticVideoDataset
 from pvvae.eval.metrics.psnr_ssim import video_psnr
-from pvvae.eval.motion import blurred_copy_last_psnr, copy_last, object_errors, slice_objects
+from pvvae.eval.motion import (
+    blurred_copy_last_psnr,
+    copy_last,
+    object_errors,
+    observed_frames,
+    slice_objects,
+)
 from pvvae.objectives.losses import motion_loss, mse_loss
 from pvvae.objectives.predictive import num_groups, sample_num_dropped
 
@@ -435,8 +441,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.image_warmup = args.warmup if args.image_warmup is None else args.image_warmup
     torch.set_num_threads(args.threads)
     args.eval_at = set(args.eval_at or [args.steps // 3, 2 * args.steps // 3, args.steps])
-    groups = num_groups(args.frames)
-    args.observed = 1 + 4 * ((groups - 1) // 2)  # observe the first half of the groups
+    args.observed = observed_frames(args.frames, 4)  # observe the first half of the groups
     held = SyntheticVideoDataset(args.heldout, args.frames, args.size, args.size,
                                  seed=HELDOUT_SEED, annotations=False)
     heldout = torch.stack([held[i]["video"] for i in range(len(held))])

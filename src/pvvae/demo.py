@@ -39,7 +39,13 @@ from pvvae.data.samples import sample_video_path
 from pvvae.data.synthetic import SyntheticVideoDataset
 from pvvae.data.video_io import from_model_range, write_video
 from pvvae.eval.metrics.psnr_ssim import video_psnr, video_ssim
-from pvvae.eval.motion import blurred_copy_last_psnr, copy_last, object_errors, slice_objects
+from pvvae.eval.motion import (
+    blurred_copy_last_psnr,
+    copy_last,
+    object_errors,
+    observed_frames,
+    slice_objects,
+)
 from pvvae.model.autoencoder import PVVAE
 from pvvae.training.config import ExperimentConfig
 
@@ -75,9 +81,7 @@ def predict_half(vae: PVVAE, x: torch.Tensor, batch: int = 4) -> tuple[torch.Ten
 
     Returns the full output (N, 3, T, H, W) and the number of observed frames.
     """
-    ct = vae.temporal_compression
-    groups = 1 + (x.shape[2] - 1) // ct
-    observed = 1 + ct * ((groups - 1) // 2)
+    observed = observed_frames(x.shape[2], vae.temporal_compression)
     future = x.shape[2] - observed
     out = torch.cat([vae.predict(xb[:, :, :observed], future) for xb in x.split(batch)])
     return out, observed

@@ -109,9 +109,10 @@ def object_colours(
     return torch.stack(colours) if colours else frames.new_zeros(0, 3).float()
 
 
-def object_masks(frames: Tensor) -> Tensor:
-    """Per-object masks of one clip. frames (3, T, H, W) in [-1, 1] -> (K, T, H, W) bool."""
-    fg = foreground(frames)
+def object_masks(frames: Tensor, fg: Tensor | None = None) -> Tensor:
+    """Per-object masks of one clip. frames (3, T, H, W) in [-1, 1], ``fg`` its
+    :func:`foreground` (computed when None) -> (K, T, H, W) bool."""
+    fg = foreground(frames) if fg is None else fg
     colours = object_colours(frames, fg)
     if len(colours) == 0:
         return torch.zeros(0, *fg.shape, dtype=torch.bool, device=fg.device)
@@ -170,8 +171,9 @@ def _median(values: Tensor) -> float:
 def clip_coherence(frames: Tensor) -> dict[str, float]:
     """The module docstring's measures for one clip. frames (3, T, H, W) in [-1, 1] ->
     ``{speed, acceleration, persistence, objects, foreground, bounce}``."""
-    masks = object_masks(frames)
-    fg_fraction = foreground(frames).float().mean().item()
+    fg = foreground(frames)
+    masks = object_masks(frames, fg)
+    fg_fraction = fg.float().mean().item()
     if len(masks) == 0:
         return {**dict.fromkeys(METRICS, math.nan), "objects": 0.0, "foreground": fg_fraction}
     centres, counts = mask_centroids(masks)

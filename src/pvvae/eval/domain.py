@@ -64,6 +64,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pvvae.eval.report import write_json
+
 TRAIN_SEED = 60_000
 HELDOUT_SEED = 60_001
 SIZE = 64  # the side the network is trained on; other sides are resized
@@ -228,7 +230,7 @@ def build_domain_network(cache_dir: str | Path = DEFAULT_CACHE, *, log_every: in
     tmp = folder / "domain.pt.tmp"
     torch.save(net.state_dict(), tmp)
     tmp.replace(folder / "domain.pt")
-    meta_path.write_text(json.dumps(info, indent=2))  # last: its presence marks the build done
+    write_json(meta_path, info)  # last, atomically: its presence marks the build done
     net.info = info
     return net
 

@@ -59,6 +59,7 @@ from pvvae.eval.motion import (
     clip_object_errors,
     copy_last,
     copy_last_psnr_by_sigma,
+    observed_frames,
     slice_objects,
 )
 from pvvae.eval.plots import (
@@ -194,15 +195,6 @@ def pca_rgb(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return rearrange(rgb, "(t h w) k -> t h w k", t=t, h=h, w=w), ratio
 
 
-def observed_frames(num_frames: int, temporal_compression: int) -> int:
-    """Frames the encoder sees in the prediction test: ``1 + t_factor * floor((G - 1) / 2)``.
-
-    For 17 frames and a t4 VAE: G = 5 groups, the first 9 frames are observed, 8 predicted.
-    """
-    groups_after_first = (num_frames - 1) // temporal_compression
-    return 1 + temporal_compression * (groups_after_first // 2)
-
-
 def group_end_frames(num_latent: int, num_frames: int, temporal_compression: int) -> list[int]:
     """The input frame ending each latent group: 0, then ``t_factor * j`` (capped at T - 1)."""
     return [min(temporal_compression * j, num_frames - 1) for j in range(num_latent)]
@@ -268,7 +260,7 @@ def _prediction_scores(
     out = adapter.predict(x[:, :, :n_obs], future)  # (B, 3, T, H, W)
     truth = x[:, :, n_obs:]
     pred = out[:, :, n_obs:]
-    copy = x[:, :, n_obs - 1 : n_obs].expand_as(truth)
+    copy = copy_last(x, n_obs)
     blur = copy_last_psnr_by_sigma(x, n_obs)  # (B, 1 + S)
 
     def per_frame(a: torch.Tensor) -> torch.Tensor:

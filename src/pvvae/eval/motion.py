@@ -142,6 +142,15 @@ def slice_objects(objects: list[dict], start: int, stop: int | None = None) -> l
     return [{**o, "masks": o["masks"][:, start:stop]} for o in objects]
 
 
+def observed_frames(num_frames: int, temporal_compression: int) -> int:
+    """Frames the encoder sees in the prediction test: ``1 + t_factor * floor((G - 1) / 2)``.
+
+    For 17 frames and a t4 VAE: G = 5 groups, the first 9 frames are observed, 8 predicted.
+    """
+    groups_after_first = (num_frames - 1) // temporal_compression
+    return 1 + temporal_compression * (groups_after_first // 2)
+
+
 def copy_last(x: Tensor, observed: int) -> Tensor:
     """Frame ``observed - 1`` on every later frame. (N, 3, T, H, W) -> (N, 3, T - observed,
     H, W): the prediction of a model whose shapes stand still."""

@@ -50,6 +50,8 @@ from safetensors.torch import save_file
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from pvvae.eval.report import write_json
+
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
@@ -248,12 +250,6 @@ def _check_resumable(out: Path, manifest: dict[str, Any]) -> None:
             )
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 @torch.no_grad()
 def _encode_shard(
     vae, dataset: Dataset, indices: range, spec: CacheSpec, batch_size: int, num_workers: int
@@ -325,7 +321,7 @@ def cache_latents(
     _check_resumable(out, manifest)
     if not manifest["normalized_with_vae_stats"]:
         logger.warning("the VAE has no latent statistics: latents are cached unnormalised")
-    _write_json(out / MANIFEST, manifest)
+    write_json(out / MANIFEST, manifest)
     n, s = manifest["num_source_items"], spec.shard_size
     shards = range(manifest["num_shards"])
     todo = [i for i in shards if not (out / shard_name(i)).is_file()]
@@ -344,7 +340,7 @@ def cache_latents(
         logger.warning("%d unreadable file(s) left out: %s", len(skipped), ", ".join(skipped))
     manifest.update(complete=True, num_items=sum(rows), skipped_files=skipped)
     manifest["stats"] = channel_stats(out, manifest)
-    _write_json(out / MANIFEST, manifest)
+    write_json(out / MANIFEST, manifest)
     return out
 
 
