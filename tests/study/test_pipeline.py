@@ -96,9 +96,12 @@ def _last_step(folder: Path) -> int:
 
 def test_step_keys_are_stable(monkeypatch):
     """The keys of the committed CPU study (docs/replication.md) must not change when a config
-    field with a default is added: list such fields in ``pipeline.LATER_FIELDS``."""
+    field with a default is added: list such fields in ``pipeline.LATER_FIELDS``. (The
+    overrides restore the recipe of those results: 200 image steps at 2e-4, 700 video.)"""
     monkeypatch.chdir(ROOT)
-    spec = load_study("configs/studies/table4.yaml")
+    old = ("stages.overrides={image: [optim.lr=2.0e-4, optim.warmup_steps=20, train.steps=200, "
+           "train.ckpt_every=100], video: [train.steps=700, train.ckpt_every=700]}")
+    spec = load_study("configs/studies/table4.yaml", [old])
     row = plan_study(spec, [(spec.variants[0], 0)])[0]
     ids = [step_id for step_id, _ in row["steps"]]
     assert ids[:2] == ["image-d87c3392d44b", "video-ba798ce0067b"]
@@ -122,3 +125,26 @@ def test_domain_step_builds_the_network_and_keys_change_only_with_it(smoke):
     assert features.shape == (2 * on.measure.fvd_clips, 192)
     assert result["domain_floor"] > 0 and 0 <= result["heldout_accuracy"] <= 1
     assert domain_network(Runner(Path(off.root)), off) is None
+
+
+def test_latte_overrides_change_only_the_generator_steps(smoke):
+    """A variant's ``latte`` overrides (a generator curve on one VAE) key new latte and
+    generate steps and share every VAE step."""
+    from pvvae.study.spec import Variant
+
+    spec = smoke()
+    base = spec.variants[0]
+    other = Variant(f"{base.name} 3", all=base.all, image=base.image, video=base.video,
+                    decoder=base.decoder, latte=["train.steps=3"])
+    a, b = (dict((s.split("-")[0], s) for s, _ in row["steps"])
+            for row in plan_study(spec, [(base, 0), (other, 0)]))
+    differ = sorted(k for k in a if a[k] != b[k])
+    assert differ == ["generate", "latte", "probe"]
+
+
+def test_vae_only_stops_before_the_generator(smoke):
+    spec = smoke("stages.overrides={video: [train.steps=2]}")
+    results, ran = run_study(spec, select(spec, None, None)[:1], vae_only=True)
+    kinds = sorted({step.split("-")[0] for step in ran})
+    assert results == [] and kinds == ["ceiling", "floor", "image", "latents", "real", "recon",
+                                       "video"]

@@ -25,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--variants", nargs="+", metavar="NAME", help="only these variants")
     run.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="only these seeds")
     run.add_argument("--no-report", action="store_true", help="do not rewrite the report")
+    run.add_argument("--vae-only", action="store_true",
+                     help="only the VAE stages and their measurements (reconstruction, "
+                     "latents, ceiling); the generators of a later run reuse them")
     run.set_defaults(func=run_command)
     status = verbs.add_parser("status", help="list the steps of each pair, complete or not")
     _common(status)
@@ -49,7 +52,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     spec = load_study(args.study, args.overrides)
     pairs = select(spec, args.variants, args.seeds)
-    results, ran = run_study(spec, pairs)
+    results, ran = run_study(spec, pairs, vae_only=args.vae_only)
     print(f"study {spec.name}: {len(results)} pair(s) complete; {len(ran)} step(s) run now, "
           "the others were already complete")
     if not args.no_report:

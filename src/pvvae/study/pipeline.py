@@ -67,6 +67,7 @@ class Runner:
 
     root: Path
     dry: bool = False  # only list the steps (``plan``), run nothing
+    vae_only: bool = False  # the VAE stages and their measurements, no generator
     ran: list[str] = field(default_factory=list)
     plan: list[tuple[str, bool]] = field(default_factory=list)  # (step id, complete)
 
@@ -292,23 +293,26 @@ def build_cache(runner: Runner, spec: StudySpec, latents: Step) -> Step:
     return step
 
 
-def train_latte(runner: Runner, spec: StudySpec, cache: Step, seed: int) -> Step:
-    """The recipe's Latte, trained with rectified flow on ``cache``."""
+def train_latte(runner: Runner, spec: StudySpec, cache: Step, seed: int,
+                extra: list[str] = ()) -> Step:
+    """The recipe's Latte (with the variant's ``extra`` overrides), trained with rectified
+    flow on ``cache``."""
     from pvvae.gen.train import GenExperimentConfig
 
-    cfg = load_config(GenExperimentConfig, spec.latte, [f"train.seed={seed}"])
+    extra = list(extra)
+    cfg = load_config(GenExperimentConfig, spec.latte, [*extra, f"train.seed={seed}"])
     step = make_step(runner.root, "latte", _key_view(to_dict(cfg), {"data.cache": cache.id}))
 
     def fn(folder: Path) -> dict:
         from pvvae.gen.train import train
 
-        overrides = [f"data.cache={cache.result()['cache']}",
+        overrides = [*extra, f"data.cache={cache.result()['cache']}",
                      *_run_overrides(step, seed, spec.measure.device)]
         cfg = load_config(GenExperimentConfig, spec.latte, overrides)
         launch(spec, ["gen", "train"], cfg, folder, train)
         return {"run": str(folder), "last_log": _last_log(folder)}
 
-    runner.run(step, fn, {"config": spec.latte, "seed": seed})
+    runner.run(step, fn, {"config": spec.latte, "overrides": extra, "seed": seed})
     return step
 
 
@@ -557,12 +561,14 @@ def run_pair(runner: Runner, spec: StudySpec, variant: Variant, seed: int) -> di
     model = list(stages.values())[-1]
     latents = measure_latents(runner, spec, model)
     recon = measure_recon(runner, spec, model)
-    cache = build_cache(runner, spec, latents)
-    latte = train_latte(runner, spec, cache, seed)
     real = real_features(runner, spec)
     floor = real_floor(runner, spec, real)
     domain = domain_network(runner, spec)
     ceiling = vae_ceiling(runner, spec, latents, real, floor, domain)
+    if runner.vae_only:
+        return {}
+    cache = build_cache(runner, spec, latents)
+    latte = train_latte(runner, spec, cache, seed, variant.latte)
     gen = generate(runner, spec, latte, latents, real, seed, domain)
     steps = {**stages, "latents": latents, "recon": recon, "cache": cache, "latte": latte,
              "real": real, "floor": floor, "ceiling": ceiling, "generate": gen,
@@ -624,12 +630,15 @@ def plan_study(spec: StudySpec, pairs: list[tuple[Variant, int]]) -> list[dict]:
     return rows
 
 
-def run_study(spec: StudySpec, pairs: list[tuple[Variant, int]]) -> tuple[list[dict], list[str]]:
-    """Run (or resume) the given pairs; returns their results and the step ids actually run."""
-    runner = Runner(Path(spec.root))
+def run_study(spec: StudySpec, pairs: list[tuple[Variant, int]],
+              vae_only: bool = False) -> tuple[list[dict], list[str]]:
+    """Run (or resume) the given pairs; returns their results and the step ids actually run.
+    ``vae_only``: only the VAE stages and their measurements (the generators come later)."""
+    runner = Runner(Path(spec.root), vae_only=vae_only)
     results = []
     for i, (variant, seed) in enumerate(pairs, 1):
         logger.info("study %s: pair %d/%d: %s, seed %d", spec.name, i, len(pairs), variant.name,
                     seed)
-        results.append(run_pair(runner, spec, variant, seed))
+        result = run_pair(runner, spec, variant, seed)
+        results += [result] if result else []
     return results, runner.ran

@@ -40,6 +40,7 @@ class Variant:
         name: row label (unique in the study).
         all: ``key=value`` overrides applied to every VAE stage (e.g. ``data.num_clips=64``).
         image, video, decoder: overrides of one stage; ``decoder: None`` skips stage 3.
+        latte: overrides of the recipe's Latte config (a generator curve on one VAE).
         x: the value of this variant on the x axis of a scaling figure (Figure 5b).
         group: the curve of a scaling figure this variant belongs to (e.g. ``r = 1``).
     """
@@ -49,6 +50,7 @@ class Variant:
     image: list[str] = field(default_factory=list)
     video: list[str] = field(default_factory=list)
     decoder: list[str] | None = None
+    latte: list[str] = field(default_factory=list)
     x: float | None = None
     group: str = ""
 
