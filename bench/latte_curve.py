@@ -1,0 +1,127 @@
+"""The Latte's learning curve on one fixed VAE: is the generator the ceiling, or its decoder?
+
+Every row of ``configs/studies/latte_curve.yaml`` trains a Latte (rectified flow, paper
+section 4.1) on the latents of the same VAE (Table 4's "+ motion-aware objective", seed 0)
+and samples 256 clips; only the generator's steps, width, lr or batch change. Each row's gFVD
+stands beside the VAE's reconstruction FVD (its ceiling: the decoder's own clips on the same
+protocol) and the real-real floor, and its samples' motion beside the real clips'. Targets
+(issue "Generation that can see the claim"): foreground within 30% of real, acceleration
+within 3x of real, gFVD below 1.5x the VAE's reconstruction FVD.
+
+    OMP_NUM_THREADS=1 pvvae study run configs/studies/latte_curve.yaml   # resumable
+    python bench/latte_curve.py                      # the table of the rows measured so far
+    python bench/latte_curve.py --run                # run (or resume) the study first
+
+Prints a Markdown table and writes ``bench/results/latte_curve.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+STUDY = "configs/studies/latte_curve.yaml"
+
+
+def latte_parameters(root: Path, step_id: str) -> int | None:
+    """Parameters of the Latte a study step trained (None when its folder is gone)."""
+    from pvvae.gen.checkpoint import load_latte
+
+    folder = root / "store" / step_id
+    if not folder.is_dir():
+        return None
+    model, _ = load_latte(folder, "cpu")
+    return sum(p.numel() for p in model.parameters())
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b in (None, 0) else a / b
+
+
+def row(result: dict, root: Path) -> dict:
+    """One curve point from a study pair's ``result.json``."""
+    out = {
+        "variant": result["variant"], "group": result["group"], "latte_steps": result["x"],
+        "latte_parameters": latte_parameters(root, result["steps"]["latte"]),
+        "latte_seconds": result["seconds"]["latte"],
+        "generate_seconds": result["seconds"]["generate"],
+        "gfvd": result["gfvd"], "gfvd_floor": result["gfvd_floor"],
+        "gfvd_floor_std": result["gfvd_floor_std"], "vae_fvd": result["vae_fvd"],
+        "gen_domain_fvd": result.get("gen_domain_fvd"),
+        "vae_domain_fvd": result.get("vae_domain_fvd"),
+        "domain_floor": result.get("domain_floor"),
+        "class_accuracy": result.get("class_accuracy"),
+        "samples": result["samples"],
+    }
+    for key in ("speed", "acceleration", "persistence", "foreground", "objects"):
+        for who in ("gen", "vae", "real"):
+            out[f"{who}_{key}"] = result.get(f"{who}_{key}")
+    out["gfvd_over_vae_fvd"] = ratio(out["gfvd"], out["vae_fvd"])
+    out["foreground_over_real"] = ratio(out["gen_foreground"], out["real_foreground"])
+    out["acceleration_over_real"] = ratio(out["gen_acceleration"], out["real_acceleration"])
+    out["targets_met"] = {
+        "foreground within 30% of real": _within(out["foreground_over_real"], 0.7, 1.3),
+        "acceleration within 3x of real": _within(out["acceleration_over_real"], 1 / 3, 3.0),
+        "gFVD below 1.5x the VAE's reconstruction FVD": _within(out["gfvd_over_vae_fvd"], 0, 1.5),
+    }
+    return out
+
+
+def _within(value: float | None, low: float, high: float) -> bool | None:
+    return None if value is None else bool(low <= value <= high)
+
+
+def _f(value, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ("| Latte | params | train s | gFVD | VAE FVD | gFVD / VAE | domain FVD (VAE) "
+            "| accel. (real) | persist. (real) | foreground (real) | class acc. |")
+    lines = [head, "|" + "---|" * 11]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {_f(r['latte_parameters'] and r['latte_parameters'] / 1e6)}M "
+            f"| {_f(r['latte_seconds'], '.0f')} | {_f(r['gfvd'])} | {_f(r['vae_fvd'])} "
+            f"| {_f(r['gfvd_over_vae_fvd'], '.2f')} "
+            f"| {_f(r['gen_domain_fvd'])} ({_f(r['vae_domain_fvd'])}) "
+            f"| {_f(r['gen_acceleration'], '.2f')} ({_f(r['real_acceleration'], '.2f')}) "
+            f"| {_f(r['gen_persistence'], '.2f')} ({_f(r['real_persistence'], '.2f')}) "
+            f"| {_f(r['gen_foreground'], '.3f')} ({_f(r['real_foreground'], '.3f')}) "
+            f"| {_f(r['class_accuracy'], '.2f')} |")
+    if rows:
+        r = rows[0]
+        lines.append(f"\nreal-real gFVD floor {_f(r['gfvd_floor'])} +- "
+                     f"{_f(r['gfvd_floor_std'])}; domain floor {_f(r['domain_floor'])}; the VAE's "
+                     f"reconstructions: acceleration {_f(r['vae_acceleration'], '.2f')}, "
+                     f"persistence {_f(r['vae_persistence'], '.2f')}, foreground "
+                     f"{_f(r['vae_foreground'], '.3f')}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", default=STUDY)
+    parser.add_argument("--run", action="store_true", help="run (or resume) the study first")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/latte_curve.json"))
+    args = parser.parse_args()
+    from pvvae.study.pipeline import pair_dir, run_study
+    from pvvae.study.spec import load_study, select
+
+    spec = load_study(args.study)
+    if args.run:
+        run_study(spec, select(spec, None, None))
+    rows = []
+    for variant in spec.variants:
+        path = pair_dir(spec, variant, spec.seeds[0]) / "result.json"
+        if path.is_file():
+            rows.append(row(json.loads(path.read_text()), Path(spec.root)))
+    print(markdown(rows))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"study": args.study, "rows": rows}, indent=2))
+    print(f"wrote {args.out} ({len(rows)} of {len(spec.variants)} rows measured)")
+
+
+if __name__ == "__main__":
+    main()
