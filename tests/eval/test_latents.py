@@ -9,18 +9,16 @@ import pytest
 import torch
 
 from pvvae.eval.adapters import PVVAEAdapter, VAEAdapter, load_vae
-from pvvae.eval.latents import (
+from pvvae.eval.clips import ground_truth_flow, open_eval_data
+from pvvae.eval.latent_math import (
     ChannelStats,
-    LatentsConfig,
-    analyze_latents,
     group_end_frames,
     latent_temporal_distance,
-    observed_frames,
     pca_project,
     pca_rgb,
-    write_latent_stats,
 )
-from pvvae.eval.recon import open_eval_data
+from pvvae.eval.latents import LatentsConfig, analyze_latents, write_latent_stats
+from pvvae.eval.motion import observed_frames
 from tests.conftest import make_micro_vae, random_video
 
 
@@ -197,10 +195,8 @@ def test_analyze_latents_writes_the_report(tmp_path):
 
 def test_synthetic_clips_get_their_ground_truth_flow_for_figure_4():
     from pvvae.data.synthetic import preset_config, synthetic_clip
-    from pvvae.eval.latents import _ground_truth_flow
-
     data = open_eval_data("synthetic:3", 5, 32, 2)
-    flows = _ground_truth_flow(data, [1])
+    flows = ground_truth_flow(data, [1])
     config = preset_config("proving_ground", num_frames=5, height=32, width=32)  # the default
     want = synthetic_clip(3, 1, config)["flow"]
     assert list(flows) == [1] and torch.equal(flows[1], want)

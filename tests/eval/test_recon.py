@@ -9,18 +9,18 @@ import pytest
 import torch
 
 from pvvae.eval.adapters import PVVAEAdapter
+from pvvae.eval.clip_cache import ClipCache
+from pvvae.eval.clips import open_eval_data
 from pvvae.eval.metrics.fvd import fvd_from_features
 from pvvae.eval.metrics.psnr_ssim import video_psnr, video_ssim
 from pvvae.eval.recon import (
-    ClipCache,
     MetricModels,
     ReconConfig,
     evaluate_reconstruction,
     load_metric_models,
-    measure_speed,
-    open_eval_data,
-    write_recon_report,
 )
+from pvvae.eval.recon_report import write_recon_report
+from pvvae.eval.speed import measure_speed
 from pvvae.objectives.lpips import LPIPS
 from tests.conftest import make_micro_vae
 

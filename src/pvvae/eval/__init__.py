@@ -1,4 +1,4 @@
-"""Evaluation suite of pvvae: the metrics of the seed's tables (section 4.1).
+"""Evaluation suite of pvvae: the metrics of the paper's tables (paper section 4.1).
 
 Reconstruction (Table 2): per-frame PSNR / SSIM / LPIPS (AlexNet) averaged over frames and
 videos, and rFVD. Generation (Table 1): FVD and KVD on Kinetics-400 I3D logits, IS with the
@@ -39,14 +39,18 @@ _EXPORTS = {
         "VAEAdapter", "PVVAEAdapter", "WanAdapter", "CogVideoXAdapter", "HunyuanVideoAdapter",
         "LTXVideoAdapter", "PredictionNotSupported", "load_vae", "parse_spec",
     ),
+    "pvvae.eval.clips": ("EvalData", "open_eval_data"),
     "pvvae.eval.recon": (
-        "ReconConfig", "EvalData", "open_eval_data", "MetricModels", "load_metric_models",
-        "evaluate_reconstruction", "measure_speed", "write_recon_report", "run_recon",
+        "ReconConfig", "MetricModels", "load_metric_models", "evaluate_reconstruction",
+        "run_recon",
     ),
-    "pvvae.eval.latents": (
-        "LatentsConfig", "ChannelStats", "latent_temporal_distance", "pca_project", "pca_rgb",
-        "analyze_latents", "write_latent_stats", "write_latents_report", "run_latents",
+    "pvvae.eval.speed": ("measure_speed",),
+    "pvvae.eval.recon_report": ("write_recon_report",),
+    "pvvae.eval.latent_math": (
+        "ChannelStats", "latent_temporal_distance", "pca_project", "pca_rgb",
     ),
+    "pvvae.eval.latents": ("LatentsConfig", "analyze_latents", "write_latent_stats", "run_latents"),
+    "pvvae.eval.latents_report": ("write_latents_report",),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)
