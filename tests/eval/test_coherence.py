@@ -157,7 +157,8 @@ def test_noise_floor_through_the_feature_path():
 def test_gen_eval_reports_the_floor_and_the_coherence(real, tmp_path):
     """``compute_generation_metrics`` with a stand-in I3D: the floor over twice the real
     clips, the coherence of both sets, and the motion table of ``gen_metrics.md``."""
-    from pvvae.gen.evaluate import compute_generation_metrics, read_results, write_results
+    from pvvae.gen.evaluate import compute_generation_metrics
+    from pvvae.gen.metrics_table import read_results, write_results
 
     fake = shuffle_time(real[:4], torch.Generator().manual_seed(0))
     m = compute_generation_metrics([fake[:2], fake[2:]], [real[:4], real[4:]], _PooledColour(),

@@ -1,5 +1,6 @@
-"""Tests of pvvae.gen.evaluate and the ``pvvae gen`` CLI: Table 1 layout, IS with a stand-in
-C3D, and ``gen eval`` end to end with the real I3D on a few tiny clips."""
+"""Tests of pvvae.gen.evaluate, pvvae.gen.metrics_table and the ``pvvae gen`` CLI: Table 1
+layout, IS with a stand-in C3D, and ``gen eval`` end to end with the real I3D on a few tiny
+clips."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import torch
 
 from pvvae.cli import gen as gen_cli
 from pvvae.data.video_io import write_video
-from pvvae.gen.evaluate import (
+from pvvae.gen.evaluate import run_evaluation
+from pvvae.gen.metrics_table import (
     GenerationMetrics,
     read_results,
-    run_evaluation,
     table1_markdown,
     write_results,
 )

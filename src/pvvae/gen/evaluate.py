@@ -1,7 +1,7 @@
-"""Generation metrics of seed Table 1: gFVD and KVD (I3D), IS (C3D) of generated videos.
+"""Generation metrics of paper Table 1: gFVD and KVD (I3D), IS (C3D) of generated videos.
 
-``pvvae gen eval`` (issue 5, section 4). Protocol (seed section 4.1; StyleGAN-V as used by
-Latte, see :mod:`pvvae.eval.metrics.fvd`): N generated clips (2048 in the seed) against N real
+``pvvae gen eval``. Protocol (paper section 4.1; StyleGAN-V as used by Latte, see
+:mod:`pvvae.eval.metrics.fvd`): N generated clips (2048 in the paper) against N real
 clips, 16 frames each; FVD and KVD on the time-averaged Kinetics-400 I3D logits (StyleGAN-V
 FVD variant: biased covariance, ``scipy.linalg.sqrtm``); IS with the UCF101 C3D over 10
 splits when its weights are given (``--c3d-weights``; they ship in no package).
@@ -17,7 +17,9 @@ many). Generated clips: sampled on the fly from a Latte checkpoint (labels unifo
 for class-conditional models, as Latte does) or read from a folder of mp4s (``pvvae gen
 sample`` output).
 
-KVD is reported as computed (the unbiased polynomial-kernel MMD^2 of the notes, no rescaling).
+KVD is reported as computed (the unbiased polynomial-kernel MMD^2,
+:func:`pvvae.eval.metrics.fvd.kvd_from_features`; no rescaling). The rows, their tables and
+files are in :mod:`pvvae.gen.metrics_table`.
 """
 
 from __future__ import annotations
@@ -25,66 +27,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from pvvae.gen.metrics_table import (  # noqa: F401 (the tables: re-exported for pvvae.cli.gen)
+    GenerationMetrics,
+    motion_markdown,
+    table1_markdown,
+    write_results,
+)
+
 logger = logging.getLogger(__name__)
 
-NUM_FRAMES = 16  # StyleGAN-V / Latte / seed: 16-frame clips for FVD, KVD and IS
-
-
-@dataclass
-class GenerationMetrics:
-    """One row of seed Table 1.
-
-    Attributes:
-        method: name of the row (e.g. the VAE: "PV-VAE").
-        latent_config: ``tTsScC`` of the VAE (e.g. ``t4s16c64``).
-        dataset: dataset name of the column group (e.g. "UCF101", "RealEstate10K").
-        fvd, kvd: gFVD and KVD.
-        is_mean, is_std: Inception Score (None without C3D weights).
-        num_fake, num_real, num_frames: protocol sizes.
-        notes: free text (e.g. why IS is missing).
-        fvd_floor, fvd_floor_std: FVD of real against real at ``num_fake`` clips a side, mean
-            and std over random splits (:func:`pvvae.eval.metrics.fvd.fvd_noise_floor`;
-            None when not measured).
-        coherence, real_coherence: object-motion coherence (:mod:`pvvae.eval.coherence`) of
-            the generated and of the real clips (meaningful on proving-ground clips).
-        domain_fvd, domain_fvd_floor, domain_fvd_floor_std: the Frechet distance on the
-            proving-ground domain network's features (:mod:`pvvae.eval.domain`) and its
-            real-real floor (None when not measured).
-        class_accuracy: fraction of the class-conditional samples that the domain network
-            assigns to the class they were sampled for (None: unconditional or unknown).
-    """
-
-    method: str
-    latent_config: str
-    dataset: str
-    fvd: float
-    kvd: float
-    is_mean: float | None
-    is_std: float | None
-    num_fake: int
-    num_real: int
-    num_frames: int
-    notes: str = ""
-    fvd_floor: float | None = None
-    fvd_floor_std: float | None = None
-    coherence: dict | None = None
-    real_coherence: dict | None = None
-    domain_fvd: float | None = None
-    domain_fvd_floor: float | None = None
-    domain_fvd_floor_std: float | None = None
-    class_accuracy: float | None = None
-
-
-def latent_config_name(vae) -> str:
-    """``tTsScC`` of a VAE (seed Table 1 notation), e.g. ``t4s16c64``."""
-    t, s = vae.temporal_compression, vae.spatial_compression
-    return f"t{t}s{s}c{vae.config.latent_channels}"
+NUM_FRAMES = 16  # StyleGAN-V / Latte / the paper: 16-frame clips for FVD, KVD and IS
 
 
 def first_frames(videos: Tensor, num_frames: int) -> Tensor:
@@ -136,9 +93,7 @@ def video_folder_batches(
     """Yield (B, 3, num_frames, H, W) batches of the mp4s of ``folder`` in name order."""
     from pvvae.data.video_io import read_video, to_model_range
 
-    paths = sorted(Path(folder).glob("*.mp4"))
-    if not paths:
-        raise FileNotFoundError(f"no .mp4 file in {folder}")
+    paths = _mp4_files(folder)
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         clips = [to_model_range(read_video(p, 0, num_frames)) for p in chunk]  # (3, T, H, W)
@@ -278,97 +233,6 @@ def _domain_metrics(fake: list[dict], real: list[dict], n: int, floor_resamples:
                                                                                labels[:n])}
 
 
-def _fmt(value: float | None, std: float | None = None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.2f}" if std is None else f"{value:.2f} ± {std:.2f}"
-
-
-def table1_markdown(rows: Sequence[GenerationMetrics]) -> str:
-    """Markdown table in the layout of seed Table 1 (one column group per dataset).
-
-    Columns: Method, Latent config, then per dataset in first-seen order FVD, KVD and, for
-    datasets where some row has IS, IS. Missing cells are ``-``.
-    """
-    datasets: list[str] = []
-    for r in rows:
-        if r.dataset not in datasets:
-            datasets.append(r.dataset)
-    has_is = {d: any(r.is_mean is not None for r in rows if r.dataset == d) for d in datasets}
-    metrics = {d: ["FVD ↓", "KVD ↓"] + (["IS ↑"] if has_is[d] else []) for d in datasets}
-    top = ["Method", "Latent config"]
-    sub = ["", ""]
-    for d in datasets:
-        top += [d or "-"] + [""] * (len(metrics[d]) - 1)
-        sub += metrics[d]
-    lines = ["| " + " | ".join(top) + " |", "|" + "---|" * len(top), "| " + " | ".join(sub) + " |"]
-    methods: list[tuple[str, str]] = []
-    for r in rows:
-        if (r.method, r.latent_config) not in methods:
-            methods.append((r.method, r.latent_config))
-    for method, latent in methods:
-        cells = [method, latent]
-        for d in datasets:
-            row = next((r for r in rows if (r.method, r.latent_config, r.dataset) ==
-                        (method, latent, d)), None)
-            cells += [_fmt(row and row.fvd), _fmt(row and row.kvd)]
-            if has_is[d]:
-                cells.append(_fmt(row and row.is_mean, row and row.is_std))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def motion_markdown(rows: Sequence[GenerationMetrics]) -> str:
-    """gFVD beside its real-real floor and the object-motion coherence of the generated
-    clips, with the real clips' value in brackets (``-`` where not measured)."""
-    keys = ("acceleration", "persistence", "foreground", "objects", "bounce")
-    domain = any(r.domain_fvd is not None for r in rows)
-    extra = ["domain FVD", "domain floor", "class acc."] if domain else []
-    lines = ["| Method | Dataset | FVD | real-real floor | " + " | ".join([*extra, *keys]) + " |",
-             "|---" * (4 + len(extra) + len(keys)) + "|"]
-    for r in rows:
-        floor = _fmt(r.fvd_floor, r.fvd_floor_std)
-        cells = [_motion_cell(r.coherence, r.real_coherence, k) for k in keys]
-        if domain:
-            cells = [_fmt(r.domain_fvd), _fmt(r.domain_fvd_floor, r.domain_fvd_floor_std),
-                     _fmt(r.class_accuracy), *cells]
-        lines.append(f"| {r.method} | {r.dataset or '-'} | {_fmt(r.fvd)} | {floor} | "
-                     + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _motion_cell(fake: dict | None, real: dict | None, key: str) -> str:
-    if fake is None:
-        return "-"
-    return f"{fake[key]:.3g}" + (f" ({real[key]:.3g})" if real is not None else "")
-
-
-def write_results(rows: Sequence[GenerationMetrics], out: str | Path) -> tuple[Path, Path]:
-    """Write ``out/gen_metrics.json`` (list of rows) and ``out/gen_metrics.md``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / "gen_metrics.json", out / "gen_metrics.md"
-    json_path.write_text(json.dumps([asdict(r) for r in rows], indent=2))
-    notes = sorted({r.notes for r in rows if r.notes})
-    caption = (
-        f"Generation metrics ({rows[0].num_fake} generated vs {rows[0].num_real} real clips of "
-        f"{rows[0].num_frames} frames; FVD: StyleGAN-V variant on I3D logits; KVD unscaled)."
-    )
-    motion = ("\nMotion (generated clips; real clips in brackets; pvvae.eval.coherence):\n\n"
-              + motion_markdown(rows)) if any(r.coherence for r in rows) else ""
-    md_path.write_text(caption + "\n\n" + table1_markdown(rows) + motion
-                       + "".join(f"\n{n}\n" for n in notes))
-    return json_path, md_path
-
-
-def read_results(paths: Iterable[str | Path]) -> list[GenerationMetrics]:
-    """Rows of one or more ``gen_metrics.json`` files (to combine runs into one table)."""
-    rows = []
-    for p in paths:
-        rows += [GenerationMetrics(**r) for r in json.loads(Path(p).read_text())]
-    return rows
-
-
 def run_evaluation(
     out: str | Path,
     *,
@@ -484,9 +348,7 @@ def _fake_batches(checkpoint, fake_dir, num: int, *, vae_spec, device, seed, bat
     if fake_dir is not None:
         from pvvae.data.video_io import video_info
 
-        paths = sorted(Path(fake_dir).glob("*.mp4"))
-        if not paths:
-            raise FileNotFoundError(f"no .mp4 file in {fake_dir}")
+        paths = _mp4_files(fake_dir)
         info = video_info(paths[0])
         return (video_folder_batches(fake_dir, num_frames, batch_size),
                 _folder_labels(fake_dir, paths), "", info.height)
@@ -495,6 +357,14 @@ def _fake_batches(checkpoint, fake_dir, num: int, *, vae_spec, device, seed, bat
     gen = generate(checkpoint, num, vae_spec=vae_spec, seed=seed, device=device, use_ema=use_ema,
                    batch_size=batch_size, progress=progress, **sampler_kwargs)
     return (videos for videos, _ in gen.batches), gen.labels, gen.vae.latent_layout, gen.side
+
+
+def _mp4_files(folder: str | Path) -> list[Path]:
+    """The mp4s of ``folder`` in name order; raises when there is none."""
+    paths = sorted(Path(folder).glob("*.mp4"))
+    if not paths:
+        raise FileNotFoundError(f"no .mp4 file in {folder}")
+    return paths
 
 
 def _folder_labels(folder: str | Path, paths: Sequence[Path]) -> Tensor | None:
