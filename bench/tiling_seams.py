@@ -52,7 +52,7 @@ def load_wan(weights: str | None, base_dim: int):
     from diffusers import AutoencoderKLWan
 
     if weights:
-        from pvvae.eval.adapters import load_diffusers_vae
+        from pvvae.eval.diffusers_adapters import load_diffusers_vae
 
         return load_diffusers_vae("wan", weights).model
     return AutoencoderKLWan(base_dim=base_dim).eval()  # drawn from the global RNG

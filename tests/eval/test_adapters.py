@@ -13,12 +13,8 @@ from diffusers import (
     AutoencoderKLWan,
 )
 
-from pvvae.eval.adapters import (
-    PredictionNotSupported,
-    PVVAEAdapter,
-    load_vae,
-    parse_spec,
-)
+from pvvae.eval.adapters import PVVAEAdapter, load_vae, parse_spec
+from pvvae.eval.vae_adapter import PredictionNotSupported
 from tests.conftest import make_micro_transformer, make_micro_vae, random_video
 
 WAN_TINY = dict(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pvvae.eval.adapters import PVVAEAdapter, VAEAdapter, load_vae
+from pvvae.eval.adapters import PVVAEAdapter, load_vae
 from pvvae.eval.clips import ground_truth_flow, open_eval_data
 from pvvae.eval.latent_math import (
     ChannelStats,
@@ -19,6 +19,7 @@ from pvvae.eval.latent_math import (
 )
 from pvvae.eval.latents import LatentsConfig, analyze_latents, write_latent_stats
 from pvvae.eval.motion import observed_frames
+from pvvae.eval.vae_adapter import VAEAdapter
 from tests.conftest import make_micro_vae, random_video
 
 

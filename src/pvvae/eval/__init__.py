@@ -35,9 +35,11 @@ _EXPORTS = {
         "object_masks", "clip_coherence", "per_clip_coherence", "video_coherence",
     ),
     "pvvae.eval.corrupt": ("corruptions",),
-    "pvvae.eval.adapters": (
-        "VAEAdapter", "PVVAEAdapter", "WanAdapter", "CogVideoXAdapter", "HunyuanVideoAdapter",
-        "LTXVideoAdapter", "PredictionNotSupported", "load_vae", "parse_spec",
+    "pvvae.eval.vae_adapter": ("VAEAdapter", "PredictionNotSupported"),
+    "pvvae.eval.adapters": ("PVVAEAdapter", "load_vae", "parse_spec"),
+    "pvvae.eval.diffusers_adapters": (
+        "WanAdapter", "CogVideoXAdapter", "HunyuanVideoAdapter", "LTXVideoAdapter",
+        "load_diffusers_vae",
     ),
     "pvvae.eval.clips": ("EvalData", "open_eval_data"),
     "pvvae.eval.recon": (

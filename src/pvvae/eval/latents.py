@@ -56,7 +56,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pvvae.eval.adapters import VAEAdapter
 from pvvae.eval.clips import (
     EvalData,
     ground_truth_flow,
@@ -77,6 +76,7 @@ from pvvae.eval.prediction import (
     prediction_summary,
 )
 from pvvae.eval.report import write_json
+from pvvae.eval.vae_adapter import VAEAdapter
 
 logger = logging.getLogger(__name__)
 

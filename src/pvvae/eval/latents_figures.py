@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pvvae.eval.adapters import VAEAdapter
 from pvvae.eval.latent_math import group_end_frames, pca_rgb
 from pvvae.eval.plots import (
     curve_figure,
@@ -20,6 +19,7 @@ from pvvae.eval.plots import (
     save_figure,
     to_image,
 )
+from pvvae.eval.vae_adapter import VAEAdapter
 
 
 def ltd_figures(out_dir: Path, ltds: dict[str, dict]) -> dict[str, Path]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
-from pvvae.eval.adapters import VAEAdapter
 from pvvae.eval.motion import (
     best_blur,
     clip_object_errors,
@@ -23,6 +22,7 @@ from pvvae.eval.motion import (
     observed_frames,
     slice_objects,
 )
+from pvvae.eval.vae_adapter import VAEAdapter
 
 
 def prediction_split(

@@ -39,7 +39,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pvvae.eval.adapters import VAEAdapter
 from pvvae.eval.clip_cache import ClipCache
 from pvvae.eval.clips import (
     EvalData,
@@ -54,6 +53,7 @@ from pvvae.eval.plots import image_grid_figure, save_figure, to_image
 from pvvae.eval.recon_report import write_recon_report
 from pvvae.eval.report import write_json
 from pvvae.eval.speed import cached_speed
+from pvvae.eval.vae_adapter import VAEAdapter
 
 logger = logging.getLogger(__name__)
 

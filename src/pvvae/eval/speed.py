@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from pvvae.eval.adapters import VAEAdapter
 from pvvae.eval.report import read_json, write_json
+from pvvae.eval.vae_adapter import VAEAdapter
 
 GPU_SPEED_PROTOCOL = (50, 100)  # warm-up, timed iterations (paper section 4.1)
 CPU_SPEED_PROTOCOL = (1, 3)
