@@ -1,8 +1,7 @@
-"""Object-motion coherence of proving-ground clips without labels (issue 24, "metrics that see
-motion"): do the bright shapes of a clip move like rigid bodies, keep their mass and bounce
-off the walls? Works on any clip of the ``proving_ground`` look (generated samples,
-reconstructions, corrupted real clips); :mod:`pvvae.eval.motion` is the labelled
-counterpart (true masks and positions).
+"""Object-motion coherence of proving-ground clips without labels: do the bright shapes of a
+clip move like rigid bodies, keep their mass and bounce off the walls? Works on any clip of
+the ``proving_ground`` look (generated samples, reconstructions, corrupted real clips);
+:mod:`pvvae.eval.motion` is the labelled counterpart (true masks and positions).
 
 Pipeline per clip (``frames`` (3, T, H, W) in [-1, 1]):
 

@@ -1,4 +1,4 @@
-"""Controlled corruptions of real clips, the calibration of the metrics (issue 24): a metric
+"""Controlled corruptions of real clips, the calibration of the metrics: a metric
 that sees motion must rank temporal corruptions (shuffle, jitter) as bad and mild blur as
 nearly harmless; one that sees appearance does the opposite.
 
@@ -15,7 +15,7 @@ from torch import Tensor
 
 from pvvae.eval.motion import gaussian_blur
 
-BLUR_SIGMAS = (1.5, 3.0, 4.0)  # px: mild, medium, strong (issue 24's table)
+BLUR_SIGMAS = (1.5, 3.0, 4.0)  # px: mild, medium, strong
 JITTER_PIXELS = 2
 
 

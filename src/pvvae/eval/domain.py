@@ -1,4 +1,4 @@
-"""Domain FVD and class accuracy on proving-ground clips (issue 24, "metrics that see motion").
+"""Domain FVD and class accuracy on proving-ground clips (metrics that see motion).
 
 The Kinetics I3D behind FVD scores appearance on 64x64 synthetic clips (it ranks shuffled
 frames better than a mild blur, docs/evaluation.md). The **domain network** is a small 3D

@@ -3,13 +3,13 @@
 Figures are built as ``matplotlib.figure.Figure`` objects with an Agg canvas, so nothing
 touches pyplot's global figure registry or the user's backend (rule: no global state).
 
-- :func:`histogram_figure`: per-clip values with medians (seed Figure 5c, LTD at interval 1;
+- :func:`histogram_figure`: per-clip values with medians (paper Figure 5c, LTD at interval 1;
   also per-clip PSNR of reconstructions).
-- :func:`curve_figure`: values over an x axis with optional bands (seed Figure 5d, normalised
+- :func:`curve_figure`: values over an x axis with optional bands (paper Figure 5d, normalised
   LTD over frame intervals; PSNR of predicted frames).
-- :func:`flow_to_rgb`: optical flow as colours (seed Figure 4 beside the PCA; probing).
-- :func:`image_grid_figure`: labelled rows of frames (seed Figure 4, PCA beside the input;
-  seed Figure 6, observed / predicted / ground truth; reconstruction samples).
+- :func:`flow_to_rgb`: optical flow as colours (paper Figure 4 beside the PCA; probing).
+- :func:`image_grid_figure`: labelled rows of frames (paper Figure 4, PCA beside the input;
+  paper Figure 6, observed / predicted / ground truth; reconstruction samples).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def image_grid_figure(
 def flow_to_rgb(flow: torch.Tensor, max_norm: float | None = None) -> np.ndarray:
     """Colour-code (2, H, W) flow as (H, W, 3) floats in ``[0, 1]`` on the HSV wheel: hue =
     direction, saturation = magnitude relative to ``max_norm``, value = 1 (the convention of
-    the Middlebury colour wheel without its hand-tuned hue ramp; seed Figure 4, probing).
+    the Middlebury colour wheel without its hand-tuned hue ramp; paper Figure 4, probing).
 
     Args:
         flow: ``(dx, dy)`` in pixels.

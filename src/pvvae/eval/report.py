@@ -1,7 +1,7 @@
 """Report helpers of ``pvvae eval``: JSON files, Markdown tables and value formatting.
 
 Every ``pvvae eval`` command writes a folder with machine-readable JSON and a ``report.md``
-that embeds the PNG plots of :mod:`pvvae.eval.plots` (issue section 5). JSON is written
+that embeds the PNG plots of :mod:`pvvae.eval.plots`. JSON is written
 atomically (temporary file + rename), so an interrupted run never leaves a torn file.
 """
 

@@ -2,7 +2,7 @@
 time-averaged 400-d logits of the Kinetics-400 I3D (:mod:`pvvae.eval.metrics.i3d`).
 
 FVD variant. The default follows StyleGAN-V (Skorokhodov et al. 2022), the code Latte and
-hence the seed (section 4.1: 2048 clips of 16 frames) use:
+hence the paper (section 4.1: 2048 clips of 16 frames) use:
 
 - features: I3D logits averaged over time, frames resized to 224x224 without crop;
 - statistics in float64 with the **biased** covariance (divide by N);
@@ -143,8 +143,8 @@ def compute_fvd(
 ) -> float:
     """FVD between real and generated (or reconstructed) videos.
 
-    Default variant: StyleGAN-V/Latte (biased covariance), as followed by the seed; pass
-    ``unbiased_covariance=True`` for the original TF FVD. The protocol of the seed is 2048
+    Default variant: StyleGAN-V/Latte (biased covariance), as followed by the paper; pass
+    ``unbiased_covariance=True`` for the original TF FVD. The protocol of the paper is 2048
     clips per set (16 frames for generation, 17 for reconstruction).
 
     Args:
@@ -210,7 +210,7 @@ def fvd_noise_floor(
     unbiased_covariance: bool = False,
 ) -> dict:
     """The FVD of real against real at ``num_clips`` clips a side: the floor under any gFVD
-    measured with that many clips (issue 24).
+    measured with that many clips.
 
     Each resampling draws two disjoint sets of ``num_clips`` from the pool of real
     ``features`` (a seeded random split) and takes their :func:`fvd_from_features`.

@@ -1,4 +1,4 @@
-"""Inception Score of generated videos with the UCF101 C3D (seed Table 1, "IS").
+"""Inception Score of generated videos with the UCF101 C3D (paper Table 1, "IS").
 
 Protocol of TGAN (Saito et al. 2017/2020) as packaged by StyleGAN-V and used by Latte:
 2048 generated clips of 16 frames, class probabilities of C3D (Tran et al. 2015,
@@ -239,7 +239,7 @@ def compute_is(
     num_splits: int = 10,
     shuffle_seed: int | None = 42,
 ) -> tuple[float, float]:
-    """Inception Score of generated videos with the UCF101 C3D (seed protocol: 2048 clips).
+    """Inception Score of generated videos with the UCF101 C3D (paper protocol: 2048 clips).
 
     Args:
         videos: (N, 3, 16, H, W) float videos in [-1, 1], or an iterable of such batches.

@@ -1,7 +1,7 @@
 """PSNR and SSIM of reconstructed videos, per frame, averaged over frames and videos.
 
 Convention of the common video-VAE evaluation code (Open-Sora-Plan ``opensora/eval``,
-``common_metrics_on_video_quality``), used for the reconstruction table of the seed (Table 2):
+``common_metrics_on_video_quality``), used for the reconstruction table of the paper (Table 2):
 
 - pixels are mapped from the library's [-1, 1] to [0, 1] (and clamped there);
 - every frame is scored on its own, then frame scores are averaged per video, and the
