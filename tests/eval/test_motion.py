@@ -68,10 +68,10 @@ def test_filling_a_ring_lowers_its_iou():
 def _kind(data, index):
     import numpy as np
 
-    from pvvae.data.synthetic import _sample_shapes
+    from pvvae.data.synthetic_scene import sample_shapes
 
     rng = np.random.default_rng(np.random.SeedSequence([data.seed, index]).spawn(3)[0])
-    return SHAPE_KINDS[int(_sample_shapes(rng, data.config).kind[0])]
+    return SHAPE_KINDS[int(sample_shapes(rng, data.config).kind[0])]
 
 
 def _hole(mask: torch.Tensor) -> torch.Tensor:
