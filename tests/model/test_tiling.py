@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pvvae.model.common import TILE_BLEND_MARGIN
+from pvvae.model.codec import TILE_BLEND_MARGIN
 from pvvae.model.tiling import blend_weights, tile_starts, tiled_apply
 from tests.conftest import make_micro_vae
 
