@@ -74,8 +74,9 @@ def test_smoke_study_runs_end_to_end_then_resumes_with_no_work(smoke):
 def test_launcher_trains_in_a_subprocess_with_stage_overrides(smoke):
     import sys
 
-    from pvvae.study.pipeline import Runner, vae_stage
+    from pvvae.study.runner import Runner
     from pvvae.study.spec import Variant
+    from pvvae.study.vae_steps import vae_stage
     from pvvae.training.checkpoint import load_model
 
     spec = smoke(f"launcher=[{sys.executable}, -m, pvvae]",
@@ -96,7 +97,7 @@ def _last_step(folder: Path) -> int:
 
 def test_step_keys_are_stable(monkeypatch):
     """The keys of the committed CPU study (docs/replication.md) must not change when a config
-    field with a default is added: list such fields in ``pipeline.LATER_FIELDS``. (The
+    field with a default is added: list such fields in ``runner.LATER_FIELDS``. (The
     overrides restore the recipe of those results: 200 image steps at 2e-4, 700 video.)"""
     monkeypatch.chdir(ROOT)
     old = ("stages.overrides={image: [optim.lr=2.0e-4, optim.warmup_steps=20, train.steps=200, "
@@ -112,7 +113,8 @@ def test_domain_step_builds_the_network_and_keys_change_only_with_it(smoke):
     floor) that the ceiling and generate steps then depend on; off, their keys stay."""
     import torch
 
-    from pvvae.study.pipeline import Runner, domain_network
+    from pvvae.study.gen_steps import domain_network
+    from pvvae.study.runner import Runner
 
     off, on = smoke(), smoke("measure.domain=true", "measure.domain_steps=2")
     (row_off,), (row_on,) = (plan_study(s, [(s.variants[0], 0)]) for s in (off, on))
