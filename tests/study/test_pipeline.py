@@ -60,7 +60,7 @@ def test_smoke_study_runs_end_to_end_then_resumes_with_no_work(smoke):
     report = write_report(spec)
     text = report.read_text()
     assert "| baseline |" in text and "| PV-VAE |" in text and "gFVD" in text
-    assert "Probing (seed Table 3 layout" in text and "Table 3: flow EPE" in text
+    assert "Probing (paper Table 3 layout" in text and "Table 3: flow EPE" in text
     assert "| variant | gFVD | real-real floor | VAE recon FVD |" in text
     assert (report.parent / "ltd_hist.png").is_file()
     assert (report.parent / "ltd_curve.png").is_file()

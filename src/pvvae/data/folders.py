@@ -1,6 +1,6 @@
 """Video datasets over a folder tree (UCF101 layout) or a CSV manifest.
 
-Clip rule (seed section 4.1: "17-frame clips at 256x256"; reconstruction "takes the first 17
+Clip rule (paper section 4.1: "17-frame clips at 256x256"; reconstruction "takes the first 17
 frames"):
 
 * A clip is ``num_frames`` frames ``start, start + frame_stride, ...``. Training draws ``start``

@@ -1,4 +1,4 @@
-"""Image dataset for the image pretraining stage (seed section 3.2): images are 1-frame videos.
+"""Image dataset for the image pretraining stage (paper section 3.2): images are 1-frame videos.
 
 Same conventions as :mod:`pvvae.data.folders`: class-per-sub-folder labels, short-side resize
 and crop (random for training, centre for evaluation), unreadable files skipped and counted.

@@ -57,16 +57,6 @@ from pvvae.data.synthetic_scene import (
     sample_shapes,
 )
 
-__all__ = [
-    "SHAPE_KINDS",
-    "SYNTHETIC_PRESETS",
-    "SyntheticConfig",
-    "SyntheticVideoDataset",
-    "clip_objects",
-    "preset_config",
-    "synthetic_clip",
-]
-
 
 @dataclass(frozen=True)
 class SyntheticConfig:

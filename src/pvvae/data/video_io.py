@@ -12,7 +12,7 @@ and at a uniformly random position for training. It is implemented as the equiva
 crop-then-resize (crop the largest square of the source, then resize it), which touches fewer
 pixels; the two differ only by the filter footprint at the crop border.
 
-"Any resolution" inputs (reconstruction at native size, seed section 4.1 evaluates 256 and 512)
+"Any resolution" inputs (reconstruction at native size, paper section 4.1 evaluates 256 and 512)
 go through :func:`fit_to_multiple`: each side is centre-cropped to the largest multiple of the
 model's spatial stride (16) that fits. Cropping, rather than resizing to the nearest multiple,
 keeps the pixels bit-exact so reconstruction metrics compare against untouched content; at
@@ -25,7 +25,7 @@ identical). Reading decodes sequentially from the first frame, so frame indices 
 (no keyframe seek imprecision) at a cost linear in ``start``; the clips used here are short
 prefixes.
 
-Damaged files (issue 13). A file's *decodable length* (:func:`decodable_frames`) is the number
+Damaged files. A file's *decodable length* (:func:`decodable_frames`) is the number
 of frames the decoder delivers, which is what clips are drawn from: container headers may claim
 more (an AVI whose index says 444 frames but whose data stops at 68, a truncated mp4). A
 decoding error after at least one frame ends the stream there (the frames before it are kept;

@@ -1,6 +1,6 @@
 """Streaming reconstruction and prediction: chunk in, chunk out, flat memory in the length.
 
-The causal model (seed section 3.1) lets a video pass through encoder and decoder one
+The causal model (paper section 3.1) lets a video pass through encoder and decoder one
 temporal chunk at a time (``PVVAE.iter_encode`` / ``iter_decode``). The generators here chain
 them lazily, so each pixel chunk is encoded, its latents decoded and the result handed back
 before the next chunk is read: a file-to-file pipeline holds a few chunks at once, whatever
@@ -92,7 +92,7 @@ def predict_chunks(
     num_predicted: Callable[[], int],
     generator: torch.Generator | None = None,
 ) -> Iterator[Tensor]:
-    """Reconstruct an observed stream, then predict what follows it (seed Figure 6).
+    """Reconstruct an observed stream, then predict what follows it (paper Figure 6).
 
     As :meth:`PVVAE.predict`, chunk by chunk: the observed chunks are encoded and decoded one
     at a time, then padding latents (:meth:`PVVAE.pad_latents`) are decoded from the

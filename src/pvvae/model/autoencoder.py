@@ -1,4 +1,4 @@
-"""``PVVAE``: the Predictive Video VAE with a diffusers-style API (seed section 3).
+"""``PVVAE``: the Predictive Video VAE with a diffusers-style API (paper section 3).
 
 A causal 3D-convolutional VAE with 4x temporal and 16x spatial compression to 64 channels
 (``paper`` preset, t4s16c64). Clips have 1 + T frames: the first frame maps to its own latent
@@ -12,7 +12,7 @@ Diffusion models should train on ``vae.normalize(z)`` and decode ``vae.denormali
 ``latents_mean`` / ``latents_std`` live in the config and are measured with
 ``pvvae eval latents``.
 
-Predictive reconstruction (seed section 3.1) needs two more pieces, both here so that training
+Predictive reconstruction (paper section 3.1) needs two more pieces, both here so that training
 and inference share them: a learnable padding token (:meth:`pad_latents`) and
 :meth:`predict`, which encodes an observed prefix and decodes the whole clip.
 """
@@ -44,10 +44,10 @@ class PVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
         temporal_downsample: for each of the spatial x2 downsamplings, whether it also halves
             time. The paper's t4s16 layout is (True, True, False, False).
         pad_mode: how dropped latent frames are filled in predictive reconstruction:
-            "learnable" (a learned Cz-vector broadcast over h x w, the seed's default) or
-            "gaussian" (fresh N(0, I) samples), seed Table 6.
+            "learnable" (a learned Cz-vector broadcast over h x w, the paper's default) or
+            "gaussian" (fresh N(0, I) samples), paper Table 6.
         patch_shortcut: add a linear pixel-group <-> latent path beside the deep encoder and
-            decoder (:class:`~pvvae.model.networks.PatchShortcut`; not in the seed's model,
+            decoder (:class:`~pvvae.model.networks.PatchShortcut`; not in the paper's model,
             off in ``paper``, on in ``tiny``, whose deep path alone stays at the mean image
             in a CPU-length run). The linear path starts at zero in the decoder.
         resample_shortcut: parameter-free residual paths around every down- and upsampling
@@ -103,7 +103,7 @@ class PVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
             temporal_downsample, patch_shortcut, resample_shortcut,
         )
         # The padding token of predictive reconstruction: one Cz-vector, broadcast over
-        # (t, h, w) like a masked-modelling mask token (seed Table 6, "learnable").
+        # (t, h, w) like a masked-modelling mask token (paper Table 6, "learnable").
         self.pad_token = nn.Parameter(torch.randn(latent_channels) * 0.02)
         self.initialize_weights()
         self.spatial_compression = 2**n_down

@@ -1,4 +1,4 @@
-"""Building blocks of the PV-VAE encoder and decoder (seed section 3.1, "Model design").
+"""Building blocks of the PV-VAE encoder and decoder (paper section 3.1, "Model design").
 
 Every block is causal in time and chunk-invariant:
 - normalisation is per position (RMS over channels at each (t, h, w)), never pooled over

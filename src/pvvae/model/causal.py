@@ -1,4 +1,4 @@
-"""Causal temporal convolution with an explicit streaming cache (seed section 3.1, "Model design").
+"""Causal temporal convolution with an explicit streaming cache (paper section 3.1, "Model design").
 
 PV-VAE is built from 3D convolutions that are causal in time: an output frame depends only on
 input frames at or before it. Time is padded on the left only, by repeating the first frame
@@ -190,11 +190,11 @@ class CausalConv3d(nn.Module):
 def inflate_temporal_kernels(module: nn.Module) -> int:
     """Fold every causal temporal kernel onto its newest tap (2D -> 3D causal inflation).
 
-    After image training (seed section 3.2, stage 1) only the sum of a kernel's temporal taps
+    After image training (paper section 3.2, stage 1) only the sum of a kernel's temporal taps
     matters: an image (T = 1) is replicated into every tap. Those sums say nothing about how
     to weigh frames against each other, so a video stage that starts from them mixes frames
     at random. Moving each sum onto the tap of the current frame (the causal inflation of
-    2D image VAEs into 3D ones, seed section 1 and OD-VAE) keeps every image output exactly
+    2D image VAEs into 3D ones, paper section 1 and OD-VAE) keeps every image output exactly
     and starts video training from a per-frame model; the temporal resampling convs then
     keep the newest frame of each group and the resampling shortcuts carry the group means.
 

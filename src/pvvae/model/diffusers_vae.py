@@ -1,11 +1,11 @@
-"""Predictive reconstruction for an existing diffusers video VAE (issue 15, seed section 3.1).
+"""Predictive reconstruction for an existing diffusers video VAE (paper section 3.1).
 
-The seed says predictive reconstruction "integrates into existing video VAE pipelines without
+The paper says predictive reconstruction "integrates into existing video VAE pipelines without
 altering the loss composition". :class:`DiffusersPVVAE` puts a diffusers ``AutoencoderKLWan``
 (Wan2.1: t4s8c16; Wan2.2: t4s16c48 with 2x2 patchify) behind the interface the PV-VAE trainer,
 the evaluation harness and the demo use (:class:`~pvvae.model.common.VideoVAEMixin`), and
 adds the one thing predictive reconstruction needs beside it: a learnable padding token
-(a Cz-vector, seed Table 6) that fills the latent frames of the dropped groups.
+(a Cz-vector, paper Table 6) that fills the latent frames of the dropped groups.
 
     x (B, 3, 1 + 4k, H, W) --forward_encoder--> posterior parameters (B, 2Cz, 1 + k, h, w)
     z (B, Cz, 1 + k, h, w) --forward_decoder--> x_hat (B, 3, 1 + 4k, H, W)
@@ -113,7 +113,7 @@ class DiffusersPVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
     Args:
         vae_class: the diffusers class, one of :data:`SUPPORTED_CLASSES`.
         vae_config: its constructor arguments (the ``config.json`` diffusers writes).
-        pad_mode: "learnable" (a Cz-vector broadcast over h x w) or "gaussian" (seed Table 6).
+        pad_mode: "learnable" (a Cz-vector broadcast over h x w) or "gaussian" (paper Table 6).
     """
 
     _supports_gradient_checkpointing = True  # per temporal chunk (module docstring)

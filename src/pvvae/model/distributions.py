@@ -1,4 +1,4 @@
-"""Diagonal Gaussian posterior of the VAE (seed section 3, the KL term of Eq. 1).
+"""Diagonal Gaussian posterior of the VAE (paper section 3, the KL term of Eq. 1).
 
 The interface is that of diffusers' ``DiagonalGaussianDistribution`` (``parameters``,
 ``mean``, ``logvar``, ``var``, ``std``, ``deterministic``, ``sample``, ``mode``, ``kl``,

@@ -1,8 +1,8 @@
-"""The PV-VAE encoder and decoder (seed section 3.1, "Model design").
+"""The PV-VAE encoder and decoder (paper section 3.1, "Model design").
 
 Encoder: conv_in, then one stage of residual blocks per resolution with a downsampling
 between stages, a mid block (ResBlock, frame attention, ResBlock), and a projection to the
-2 * latent_channels parameters of the posterior. The seed's t4s16 layout uses four
+2 * latent_channels parameters of the posterior. The paper's t4s16 layout uses four
 downsamplings: two spatiotemporal (x2 in T, H and W) followed by two spatial-only ones, for
 4x temporal and 16x spatial compression. The decoder mirrors it: two spatial upsamplings,
 then two spatiotemporal ones.
@@ -65,7 +65,7 @@ class PatchShortcut(nn.Module):
     first chunk. Kernel = stride keeps it causal and exact under chunking, slicing and
     tiling (chunks and tiles start on group boundaries).
 
-    Not part of the seed's model (off in ``paper``): it lets the small CPU model (``tiny``)
+    Not part of the paper's model (off in ``paper``): it lets the small CPU model (``tiny``)
     leave the mean image, which its deep path alone does not do in a few hundred steps.
     x: (B, 3, 1 + 4k, H, W) -> (B, C_out, 1 + k, H / s, W / s), or back when decoding.
     """

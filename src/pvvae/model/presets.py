@@ -19,7 +19,7 @@ PRESETS = MappingProxyType(
             decoder_layers=(1, 1, 1, 1, 1),
             temporal_downsample=T4S16,
         ),
-        # The seed's t4s16c64 model: 678.6M parameters (seed: 661M, Table 1). Width sits at low
+        # The paper's t4s16c64 model: 678.6M parameters (paper: 661M, Table 1). Width sits at low
         # resolution, where it is cheap: 2.3 TFLOP per 17x128x128 clip (encode + decode)
         # against 6.2 TFLOP for the Wan2.2 VAE (shared/notes/anchors.md).
         "paper": dict(

@@ -4,7 +4,7 @@
 ==============  =====================================  ==============================
 arch            class                                  presets
 ==============  =====================================  ==============================
-``cnn``         :class:`pvvae.PVVAE` (seed section 3)  ``pvvae.PRESETS``
+``cnn``         :class:`pvvae.PVVAE` (paper section 3)  ``pvvae.PRESETS``
 ``transformer`` :class:`pvvae.TransformerPVVAE` (5)    ``TRANSFORMER_PRESETS``
 ==============  =====================================  ==============================
 

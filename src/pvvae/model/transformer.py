@@ -1,4 +1,4 @@
-"""``TransformerPVVAE``: PV-VAE*, the plain Transformer video VAE of seed section 5 (Table 7).
+"""``TransformerPVVAE``: PV-VAE*, the plain Transformer video VAE of paper section 5 (Table 7).
 
 The same compression as the CNN (t4s16c64): the clip is cut into 4x16x16 spatiotemporal
 patches, a stack of pre-norm Transformer blocks encodes them to the posterior of one latent
@@ -14,7 +14,7 @@ the same way), giving 4 (1 + k) frames and 1 + k temporal patches, the first of 
 frame 0 alone. The decoder drops the 3 leading frames of its first pixel group in turn.
 An image is the k = 0 case.
 
-Causality (seed section 3.1 needs it for predictive reconstruction): attention is
+Causality (paper section 3.1 needs it for predictive reconstruction): attention is
 block-causal over latent frames: the tokens of latent frame i attend to those of frames
 0..i. Everything else (patch embedding, norms, MLPs, heads) acts per token. Hence changing
 latent frame j changes neither the encodings of frames < j nor the decoded pixel frames
@@ -32,9 +32,9 @@ rest for time). Rotary positions are relative, so the model runs at any resoluti
 length; chunks carry on the time index of the stream. Queries and keys are RMS-normalised
 per head (QK-norm, as in SD3 / Wan), which keeps bf16 attention logits bounded.
 
-The seed is silent on the block internals; this follows ViT / DiT: LayerNorm, MLP ratio 4
+The paper is silent on the block internals; this follows ViT / DiT: LayerNorm, MLP ratio 4
 with tanh-GELU, linear layers with biases. ``paper``: 12 + 12 layers, 16 heads of dimension 128
-(width 2048), 1.22B parameters (seed: about 1.2B).
+(width 2048), 1.22B parameters (paper: about 1.2B).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ TRANSFORMER_PRESETS = MappingProxyType(
         # About 0.5M parameters, most of them in the 3072-wide patch projections: tests and
         # CPU runs.
         "tiny": dict(num_heads=2, head_dim=32, encoder_layers=2, decoder_layers=2),
-        # The seed's PV-VAE* (section 5): 12 + 12 layers, 16 heads x 128 (width 2048).
+        # The paper's PV-VAE* (section 5): 12 + 12 layers, 16 heads x 128 (width 2048).
         "paper": dict(num_heads=16, head_dim=128, encoder_layers=12, decoder_layers=12),
     }
 )
@@ -291,7 +291,7 @@ class TransformerDecoder(TransformerStack):
 
 # ---------------------------------------------------------------------------- the model
 class TransformerPVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
-    """PV-VAE*, the Transformer video VAE (seed section 5), with the API of :class:`PVVAE`.
+    """PV-VAE*, the Transformer video VAE (paper section 5), with the API of :class:`PVVAE`.
 
     Args:
         in_channels, out_channels: pixel channels (3).
@@ -348,7 +348,7 @@ class TransformerPVVAE(VideoVAEMixin, ModelMixin, ConfigMixin):
         self.decoder = TransformerDecoder(
             latent_channels, out_channels, patch, layers=decoder_layers, **stack
         )
-        # The padding token of predictive reconstruction, as in PVVAE (seed Table 6).
+        # The padding token of predictive reconstruction, as in PVVAE (paper Table 6).
         self.pad_token = nn.Parameter(torch.randn(latent_channels) * 0.02)
         self.initialize_weights()
         self.spatial_compression = spatial_patch_size

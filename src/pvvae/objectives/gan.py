@@ -1,6 +1,6 @@
-"""The adversarial term of Eq. 1 (seed section 3.2, "Loss functions": a GAN loss [17]).
+"""The adversarial term of Eq. 1 (paper section 3.2, "Loss functions": a GAN loss [17]).
 
-As in the video VAEs the seed follows (WF-VAE, Open-Sora-Plan, VidTok; see
+As in the video VAEs the paper follows (WF-VAE, Open-Sora-Plan, VidTok; see
 shared/notes/anchors.md): a 3D patch discriminator (taming-transformers' PatchGAN inflated
 to 3D), the hinge loss (non-saturating as an option), the adaptive weight of VQGAN
 (Esser et al. 2021, Eq. 7)

@@ -1,8 +1,8 @@
-"""The VAE training loss of the seed, Eq. 1 (section 3.2, "Loss functions").
+"""The VAE training loss of the paper, Eq. 1 (section 3.2, "Loss functions").
 
     L_total = lambda_rec (L_MSE + L_Diff) + lambda_lpips L_LPIPS + lambda_gan L_GAN + lambda_kl L_KL
 
-Every term is a pure function of tensors. Reductions (documented choices; the seed gives
+Every term is a pure function of tensors. Reductions (documented choices; the paper gives
 none): L_MSE and L_Diff are means over all elements; L_KL is the KL summed over the latent
 elements of a sample, averaged over the batch, as in LDM / WF-VAE, so that the usual
 lambda_kl ~ 1e-6 applies. The KL covers the observed latents only: the padded ones are not
@@ -50,7 +50,7 @@ def motion_loss(pred: Tensor, target: Tensor) -> Tensor:
     """L_Diff, the motion-aware objective: MSE between temporal differences of output and input.
 
     Static regions have zero difference in both, so this term concentrates on motion
-    (seed section 3.2). Zero for single frames. (B, C, T, H, W) x 2 -> scalar.
+    (paper section 3.2). Zero for single frames. (B, C, T, H, W) x 2 -> scalar.
     """
     if pred.shape[2] < 2:
         return pred.new_zeros(())

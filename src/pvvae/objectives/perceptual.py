@@ -1,4 +1,4 @@
-"""The LPIPS term of Eq. 1 (seed section 3.2, "Loss functions": LPIPS [63]) for video.
+"""The LPIPS term of Eq. 1 (paper section 3.2, "Loss functions": LPIPS [63]) for video.
 
 LPIPS is an image distance; on clips it is computed per frame, with the frames folded into
 the batch, and averaged (the convention of WF-VAE / VidTok training and of the evaluation

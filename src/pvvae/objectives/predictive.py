@@ -1,4 +1,4 @@
-"""Predictive reconstruction (seed section 3.1, "Integrating predictive learning ...").
+"""Predictive reconstruction (paper section 3.1, "Integrating predictive learning ...").
 
 A clip of 1 + T frames is split into G = 1 + T / p_t groups: the first frame alone, then
 groups of p_t = 4 frames. Each training step samples the number of dropped future groups

@@ -1,4 +1,4 @@
-"""Probing the latent space (seed section 4.3, Table 3): task decoders on diffusion features.
+"""Probing the latent space (paper section 4.3, Table 3): task decoders on diffusion features.
 
 A frozen Latte (and the VAE whose latents it was trained on) gives features of layer
 ``depth // 2``; small decoders read optical flow, the next frame and point tracks from them.

@@ -1,4 +1,4 @@
-"""Data of the probing tasks (seed section 4.3): synthetic ground truth and the real formats.
+"""Data of the probing tasks (paper section 4.3): synthetic ground truth and the real formats.
 
 Every dataset here yields dicts with ``video`` (3, T, H, W) float32 in ``[-1, 1]`` and the
 targets it has:

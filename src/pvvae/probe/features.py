@@ -1,6 +1,6 @@
-"""Diffusion features of a frozen Latte for probing (seed section 4.3).
+"""Diffusion features of a frozen Latte for probing (paper section 4.3).
 
-The seed reads "the 14th layer (out of 28) of the LVDM" and says nothing else. Choices made here
+The paper reads "the 14th layer (out of 28) of the LVDM" and says nothing else. Choices made here
 (all options of :class:`FeatureConfig`):
 
 * **Input.** The clip is encoded by the VAE the Latte was trained on, the posterior mean is
@@ -8,7 +8,7 @@ The seed reads "the 14th layer (out of 28) of the LVDM" and says nothing else. C
   :func:`pvvae.gen.cache.normalized_posterior`), then noised along the rectified-flow path
   ``x_t = (1 - t) x0 + t eps`` (:func:`pvvae.gen.flow.interpolate`).
 * **Layer.** 1-based, as :meth:`pvvae.gen.latte.Latte.features`; ``None`` is the middle block
-  ``depth // 2`` (14 of 28 for Latte-XL, the seed's choice). ``layer=0`` returns the normalised
+  ``depth // 2`` (14 of 28 for Latte-XL, the paper's choice). ``layer=0`` returns the normalised
   latents themselves: the "VAE latents only" reference, no diffusion model involved.
 * **Flow time.** ``t = 0.05`` by default. Diffusion-feature work (DIFT, Tang et al. 2023) reads
   features at a small noise level (``t = 261`` of 1000 DDPM steps for Stable Diffusion) so that

@@ -1,8 +1,8 @@
-"""Task decoders of the probing study (seed section 4.3).
+"""Task decoders of the probing study (paper section 4.3).
 
-:class:`DenseHead` is the seed's decoder: "3D convolutions and pixel-shuffle operations to
+:class:`DenseHead` is the paper's decoder: "3D convolutions and pixel-shuffle operations to
 upsample LVDM features to the original resolution", 2 output channels for optical flow and 3
-for next-frame prediction. Layout (the seed gives no sizes; these are ours):
+for next-frame prediction. Layout (the paper gives no sizes; these are ours):
 
 1. stem: two 3x3x3 convolutions (GELU between) at feature resolution, the second producing
    ``width * r_t`` channels;
@@ -13,7 +13,7 @@ for next-frame prediction. Layout (the seed gives no sizes; these are ours):
    halving the width each stage (never below 16): ``(h, w) -> (s h, s w)``;
 4. a 3x3x3 output convolution to the task's channels.
 
-:class:`TrackHead` (point tracking; the seed gives no design) follows TAP-Net (Doersch et al.
+:class:`TrackHead` (point tracking; the paper gives no design) follows TAP-Net (Doersch et al.
 2022): a :class:`DenseHead` produces an L2-normalised embedding per pixel and frame; the query
 point's embedding is read bilinearly at its query frame; its cosine similarity with every pixel
 of every frame, divided by a learned temperature and soft-maxed over the frame, gives a heat

@@ -1,9 +1,9 @@
-"""Metrics of the three probing tasks of seed Table 3 (section 4.3, "Probing video
+"""Metrics of the three probing tasks of paper Table 3 (section 4.3, "Probing video
 understanding in the latent space").
 
 * Optical flow: average end-point error (EPE), the mean over valid pixels of
   ``||f_pred - f_gt||_2`` in pixels (Sintel's convention: pixels of every frame pooled).
-* Next-frame prediction: mean squared error of pixels in ``[0, 1]`` (the seed's 0.03 range fits
+* Next-frame prediction: mean squared error of pixels in ``[0, 1]`` (the paper's 0.03 range fits
   ``[0, 1]`` units; our videos live in ``[-1, 1]``, so the error is divided by 4).
 * Point tracking, TAP-Vid conventions (Doersch et al. 2022, the ``compute_tapvid_metrics`` of the
   tapnet repository):
@@ -17,7 +17,7 @@ understanding in the latent space").
     ``y * 256 / H``), so a threshold in pixels means the same at every input size;
   - counts are pooled over the points and frames of one video, then averaged over videos.
 
-  The seed reports "the AUC of tracking accuracy across error thresholds from 0 to 10 pixels"
+  The paper reports "the AUC of tracking accuracy across error thresholds from 0 to 10 pixels"
   without saying how it is integrated. We use the exact area:
   ``AUC = (1/10) \\int_0^10 acc(delta) d delta`` with ``acc(delta)`` the fraction of evaluated
   points with error ``< delta``. Since ``\\int_0^10 1[e < delta] d delta = max(0, 10 - e)``,
@@ -35,7 +35,7 @@ from torch import Tensor
 
 TAPVID_SIZE = 256  # TAP-Vid evaluates positions in a 256 x 256 frame
 TAPVID_THRESHOLDS = (1, 2, 4, 8, 16)  # thresholds of TAP-Vid's < delta^x_avg
-AUC_MAX_PX = 10.0  # the seed's AUC range, 0..10 px
+AUC_MAX_PX = 10.0  # the paper's AUC range, 0..10 px
 
 
 def endpoint_error(pred: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:

@@ -1,8 +1,8 @@
-"""Reports of the probing study: seed Table 3 in Markdown and the figures.
+"""Reports of the probing study: paper Table 3 in Markdown and the figures.
 
 * :func:`table3_markdown`: one row per probed model (``w/o PR``, ``w/ PR``, ...), columns
-  ``EPE ↓ | MSE ↓ | AUC(%) ↑`` as in seed Table 3, the relative gain over the first row in
-  parentheses (the seed's ``(+12.5%)``), and one row of trivial baselines.
+  ``EPE ↓ | MSE ↓ | AUC(%) ↑`` as in paper Table 3, the relative gain over the first row in
+  parentheses (the paper's ``(+12.5%)``), and one row of trivial baselines.
 * flow is drawn with :func:`pvvae.eval.plots.flow_to_rgb` (HSV colour wheel).
 * Figures: predicted vs true flow, predicted vs true next frame, tracks drawn on frames.
 """
@@ -36,7 +36,7 @@ def _cell(value: float | None, ref: float | None, fmt: str, lower_is_better: boo
 def table3_markdown(
     rows: Mapping[str, Mapping[str, float]], baselines: Mapping[str, float] | None = None
 ) -> str:
-    """Seed Table 3 layout.
+    """Paper Table 3 layout.
 
     Args:
         rows: model name -> ``{"epe": ..., "mse": ..., "auc": ...}`` (missing tasks shown as –).

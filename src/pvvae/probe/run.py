@@ -1,11 +1,11 @@
-"""``pvvae probe train|eval``: the probing study end to end (seed section 4.3, Table 3).
+"""``pvvae probe train|eval``: the probing study end to end (paper section 4.3, Table 3).
 
 ``train`` loads a Latte checkpoint and the VAE it records, extracts frozen features of the
 training and evaluation clips, trains one head per task, scores it beside the task's trivial
 baseline and writes ``OUT/``::
 
     probe.json          settings, per-task metrics of the head and of the baseline, loss curve
-    probe.md            seed Table 3 layout (one row for this Latte, one for the baselines)
+    probe.md            paper Table 3 layout (one row for this Latte, one for the baselines)
     heads/TASK.safetensors, probe_config.json   the trained heads and what rebuilds them
     figures/TASK.png    predicted vs true flow / next frame, tracks drawn on frames
 
@@ -181,7 +181,7 @@ def _rows(named: dict[str, dict[str, Any]]) -> tuple[dict[str, dict], dict[str, 
 
 def _write_reports(out: Path, stem: str, named: dict[str, dict[str, Any]]) -> None:
     rows, base = _rows(named)
-    (out / f"{stem}.md").write_text("# Probing (seed Table 3 layout)\n\n"
+    (out / f"{stem}.md").write_text("# Probing (paper Table 3 layout)\n\n"
                                     + table3_markdown(rows, base))
 
 

@@ -1,4 +1,4 @@
-"""The three probing tasks of seed Table 3, each with its head, loss, trivial baseline and metric.
+"""The three probing tasks of paper Table 3, each with its head, loss, trivial baseline and metric.
 
 A task works on *batches*: dicts of stacked tensors made by
 :func:`pvvae.probe.train.extract_features`, holding ``features`` (B, D, t, h, w) and the
@@ -14,7 +14,7 @@ task       prediction                  trivial baseline            metric
 =========  ==========================  ==========================  ====================
 
 Next-frame prediction: the head sees only features of frames ``0..T-1`` and predicts frame
-``T`` from its last output frame (so the target is never in the input). The seed adapts the
+``T`` from its last output frame (so the target is never in the input). The paper adapts the
 flow decoder "by adjusting its output channels to three"; that is ``residual=False``. With
 ``residual=True`` the head predicts the change from the last frame instead (the copy baseline
 plus a learned correction), an option for small models whose plain decoder cannot even
@@ -42,9 +42,9 @@ FLOW_LOSSES = ("mse", "epe")
 
 
 class FlowTask:
-    """Optical flow (Sintel in the seed): 2-channel :class:`DenseHead`, EPE metric.
+    """Optical flow (Sintel in the paper): 2-channel :class:`DenseHead`, EPE metric.
 
-    The training loss (the seed gives none) is ``mse``, the mean squared end-point error
+    The training loss (the paper gives none) is ``mse``, the mean squared end-point error
     ``|pred - flow|^2``, by default, or ``epe``. Trained on the EPE itself, whose gradient
     has unit norm at every pixel whatever the error, a head that can only partly tell where
     a moving shape is stays at zero flow: the per-pixel optimum of an L1-type loss is the
@@ -85,7 +85,7 @@ class FlowTask:
 
 
 class NextFrameTask:
-    """Next-frame prediction (Kinetics-400 in the seed): 3-channel head, MSE (module doc)."""
+    """Next-frame prediction (Kinetics-400 in the paper): 3-channel head, MSE (module doc)."""
 
     name, metric, lower_is_better, baseline_name = "next", "mse", True, "copy last frame"
     targets = ("next", "last")
@@ -125,7 +125,7 @@ def query_points(batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
 
 
 class TrackTask:
-    """Point tracking (TAP-Vid-DAVIS in the seed): :class:`TrackHead`, Huber loss on visible
+    """Point tracking (TAP-Vid-DAVIS in the paper): :class:`TrackHead`, Huber loss on visible
     frames (TAP-Net), AUC of accuracy over 0-10 px in TAP-Vid's query-first mode."""
 
     name, metric, lower_is_better, baseline_name = "track", "auc", False, "static points"

@@ -1,4 +1,4 @@
-"""Training and evaluation of a probing head on frozen diffusion features (seed section 4.3).
+"""Training and evaluation of a probing head on frozen diffusion features (paper section 4.3).
 
 The DiT (and the VAE) are frozen, so features are computed once per clip
 (:func:`extract_features`) and the head trains on the stored tensors: a plain AdamW loop
@@ -24,7 +24,7 @@ TARGET_KEYS = ("flow", "next", "tracks", "visible")
 
 @dataclass(frozen=True)
 class HeadTrainConfig:
-    """Optimisation of a probing head (the seed gives none of these).
+    """Optimisation of a probing head (the paper gives none of these).
 
     Attributes:
         steps: AdamW steps; batch_size: clips per step; lr: learning rate (constant);

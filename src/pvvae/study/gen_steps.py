@@ -1,12 +1,6 @@
-"""The generation steps of a study pair and the real-data steps they are measured against.
-
-* ``cache`` / ``latte``: the latents of training clips and a Latte trained on them;
-* ``real`` / ``floor``: I3D features of two disjoint real sets (shared by the whole root) and
-  the real-real gFVD floor; ``domain`` (with ``measure.domain``): the proving-ground domain
-  network and its features of both sets;
-* ``ceiling``: the VAE's reconstructions of the ``floor`` clips on the gFVD protocol;
-* ``generate``: samples, gFVD / KVD, coherence (and domain FVD, class accuracy);
-* ``probe`` (with ``measure.probe``): task heads on the frozen Latte's features.
+"""The generation steps of a study pair and the real-data steps they are measured against
+(:mod:`pvvae.study.pipeline` lists what each computes): ``cache``, ``latte``, ``real``,
+``floor``, ``domain``, ``ceiling``, ``generate`` and ``probe``.
 """
 
 from __future__ import annotations

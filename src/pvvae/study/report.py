@@ -1,4 +1,4 @@
-"""The report of a study: tables in the seed's layout, figures, and a verdict per claim.
+"""The report of a study: tables in the paper's layout, figures, and a verdict per claim.
 
 Reads every ``result.json`` the study has so far (a partial study gives a partial report)
 and writes ``ROOT/<study>/report.md``, ``summary.json`` and the figures:
@@ -9,9 +9,9 @@ and writes ``ROOT/<study>/report.md``, ``summary.json`` and the figures:
 * ``correlation.png`` (Figure 5a: prediction PSNR against gFVD, every pair, least-squares
   line, Pearson r) and, for ``scaling`` studies, ``scaling.png`` (Figure 5b).
 
-Claims. A study file's ``report.paper`` gives the seed's numbers per variant; for each pair
-of variants the seed orders (by gFVD, and by PSNR where given) the report says whether the
-order is **reproduced** (the means differ in the seed's direction by more than the sum of
+Claims. A study file's ``report.paper`` gives the paper's numbers per variant; for each pair
+of variants the paper orders (by gFVD, and by PSNR where given) the report says whether the
+order is **reproduced** (the means differ in the paper's direction by more than the sum of
 their standard errors), **not reproduced** (the opposite direction by more than that) or
 **inconclusive** (otherwise, or a single seed). Correlation: reproduced when Pearson r < 0
 with p < 0.05 (higher prediction PSNR, lower gFVD), not reproduced when r > 0 with p < 0.05.
@@ -38,7 +38,7 @@ METRICS = {  # key -> (column title, lower is better)
     "copy_last_psnr": ("copy-last PSNR", False),
     "ltd_adjacent_median": ("LTD_1 median", True),
 }
-PROBES = {  # result key -> (column title, lower is better, seed Table 3 w/o PR -> w/ PR)
+PROBES = {  # result key -> (column title, lower is better, paper Table 3 w/o PR -> w/ PR)
     "probe_flow_epe": ("flow EPE", True, "5.92 -> 5.18"),
     "probe_next_mse": ("next-frame MSE", True, "0.0314 -> 0.0289"),
     "probe_track_auc": ("tracking AUC", False, "70.95 -> 76.99"),
@@ -88,7 +88,7 @@ def cell(results: list[dict], key: str, spec: str = ".2f") -> str:
 
 
 def table(spec: StudySpec, results: dict[str, list[dict]]) -> str:
-    """The study's table: one row per variant, mean +- std over seeds, the seed's gFVD."""
+    """The study's table: one row per variant, mean +- std over seeds, the paper's gFVD."""
     keys = COLUMNS[spec.report.kind]
     headers = ["variant", *[METRICS[k][0] for k in keys], "n", "seed paper gFVD"]
     rows = []
@@ -139,7 +139,7 @@ def _floor_cell(results: list[dict], key: str) -> str:
 
 
 def probe_table(spec: StudySpec, results: dict[str, list[dict]]) -> str | None:
-    """Seed Table 3 layout: probe metric (mean +- std) and its trivial baseline per variant."""
+    """Paper Table 3 layout: probe metric (mean +- std) and its trivial baseline per variant."""
     keys = [k for k in PROBES if any(k in r for rs in results.values() for r in rs)]
     if not keys:
         return None
@@ -151,7 +151,7 @@ def probe_table(spec: StudySpec, results: dict[str, list[dict]]) -> str | None:
 
 
 def probe_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
-    """Seed Table 3: the variant with PR probes better than the one without
+    """Paper Table 3: the variant with PR probes better than the one without
     (``report.compare``, default the last and first)."""
     if spec.compared() is None:
         return []
@@ -162,7 +162,7 @@ def probe_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
         b = [r.get(key) for r in results[last]]
         if mean_std(a)[0] is None or mean_std(b)[0] is None:
             continue
-        claims.append({"claim": f"Table 3: {title} better for {last} than {first} (seed: "
+        claims.append({"claim": f"Table 3: {title} better for {last} than {first} (paper: "
                                 f"{paper})", "verdict": compare(a, b, lower),
                        "measured": f"{cell(results[last], key, '.4f')} vs "
                                    f"{cell(results[first], key, '.4f')}"})
@@ -186,7 +186,7 @@ def compare(a: list[float], b: list[float], lower_better: bool) -> str:
 
 
 def order_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
-    """Every ordered pair of variants the seed's numbers rank, for gFVD and PSNR."""
+    """Every ordered pair of variants the paper's numbers rank, for gFVD and PSNR."""
     claims = []
     for key, paper_key in (("gfvd", "gfvd"), ("recon_psnr", "psnr")):
         ranked = [v.name for v in spec.variants if paper_key in spec.report.paper.get(v.name, {})]
@@ -199,7 +199,7 @@ def order_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
             va = [r.get(key) for r in results[worse]]
             vb = [r.get(key) for r in results[better]]
             claims.append({
-                "claim": f"{METRICS[key][0]}: {better} better than {worse} (seed: "
+                "claim": f"{METRICS[key][0]}: {better} better than {worse} (paper: "
                          f"{spec.report.paper[better][paper_key]} vs "
                          f"{spec.report.paper[worse][paper_key]})",
                 "verdict": compare(va, vb, lower),
@@ -381,14 +381,14 @@ def write_report(spec: StudySpec, out: str | Path | None = None) -> Path:
         lines += [f"Left out, measured with settings the study file no longer has (rerun "
                   f"`pvvae study run` to update them): {'; '.join(stale)}.", ""]
     lines += [table(spec, results), ""]
-    lines += ["Each gFVD beside its ceilings (issue 24): the FVD of two disjoint real sets of "
+    lines += ["Each gFVD beside its ceilings: the FVD of two disjoint real sets of "
               "as many clips (the floor, mean +- std over splits) and the FVD of its VAE's "
               "reconstructions of real clips on the same protocol; object-motion coherence "
               "(pvvae.eval.coherence) of the samples, the reconstructions and the real clips "
               "(`-`: not measured):", "", ceiling_table(spec, results), ""]
     probes = probe_table(spec, results)
     if probes:
-        lines += ["Probing (seed Table 3 layout; in brackets the task's trivial baseline: zero "
+        lines += ["Probing (paper Table 3 layout; in brackets the task's trivial baseline: zero "
                   "flow, copy last frame, static points):", "", probes, ""]
     if slopes:
         lines += ["gFVD slope per decade of " + (spec.report.x_label or "x") + ": "

@@ -1,6 +1,6 @@
-"""Study files: variants of one recipe, seeds, and the measurements to take (issue 10).
+"""Study files: variants of one recipe, seeds, and the measurements to take.
 
-A study file (``configs/studies/*.yaml``) names a *recipe* (the stage configs of seed section
+A study file (``configs/studies/*.yaml``) names a *recipe* (the stage configs of paper section
 3.2, the Latte config and the measurement settings, usually shared by several studies) and
 the variants to compare. Keys of the study file override the recipe's; ``key=value``
 overrides on the command line override both (``measure.fvd_clips=64``, ``seeds=[0]``)::
@@ -75,7 +75,7 @@ class Stages:
 
 @dataclass
 class ProbeSpec:
-    """The probing measurement (seed Table 3, :mod:`pvvae.probe`) of each pair's Latte.
+    """The probing measurement (paper Table 3, :mod:`pvvae.probe`) of each pair's Latte.
 
     Attributes:
         tasks: ``flow``, ``next``, ``track``; data: a probe data spec (``synthetic``: every
@@ -105,7 +105,7 @@ class ProbeSpec:
 
 @dataclass
 class Measure:
-    """What the measurement steps use (seed sections 4.1 and 4.3, at the study's scale).
+    """What the measurement steps use (paper sections 4.1 and 4.3, at the study's scale).
 
     Attributes:
         frames, size: clip layout of every measurement (17 x size x size).
@@ -118,9 +118,9 @@ class Measure:
             the count and seed apply to ``synthetic``, a folder is cached whole).
         fvd_data, fvd_clips, fvd_real_seed: the real clips gFVD/KVD compare against, and how
             many clips are generated and compared.
-        sample_steps, sampler, guidance: the Latte sampler (seed: 100 Euler steps).
+        sample_steps, sampler, guidance: the Latte sampler (paper: 100 Euler steps).
         batch_size: clips per measurement batch; device: ``auto`` | ``cpu`` | ``cuda[:N]``.
-        probe: the probing step (seed Table 3) of each pair's Latte, or None.
+        probe: the probing step (paper Table 3) of each pair's Latte, or None.
         floor_resamples: random splits of the real-real gFVD floor (the ``floor`` step draws
             ``fvd_clips`` more real clips of the same stream).
         domain: also the domain FVD (:mod:`pvvae.eval.domain`, a ``domain`` step builds the
@@ -158,13 +158,13 @@ class Measure:
 @dataclass
 class ReportSpec:
     """How :mod:`pvvae.study.report` lays the study out: ``table4`` (generation and
-    reconstruction columns, seed Table 4), ``generation`` (gFVD / KVD, Tables 5-6),
+    reconstruction columns, paper Table 4), ``generation`` (gFVD / KVD, Tables 5-6),
     ``correlation`` (Figure 5a: prediction PSNR against gFVD), ``scaling`` (Figure 5b: gFVD
     against ``x`` per ``group``). Every report also has the LTD figures (5c / 5d)."""
 
     kind: Literal["table4", "generation", "correlation", "scaling"] = "table4"
     x_label: str = ""
-    # variant -> the seed's numbers, e.g. {gfvd: 174.81, psnr: 33.44}: the claims to check
+    # variant -> the paper's numbers, e.g. {gfvd: 174.81, psnr: 33.44}: the claims to check
     paper: dict[str, dict[str, float]] = field(default_factory=dict)
     # the [without PR, with PR] variants of the LTD (Figure 5c/5d) and probing (Table 3)
     # claims; None: the first and last variants; []: the study has no such pair (no claims)

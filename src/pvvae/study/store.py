@@ -1,4 +1,4 @@
-"""Content-addressed, resumable steps of a study (issue 10).
+"""Content-addressed, resumable steps of a study.
 
 Every step of a study (a training stage, a measurement, a cache, a Latte run) is a folder
 ``ROOT/store/<kind>-<key>``, where ``key`` hashes everything the step depends on: its

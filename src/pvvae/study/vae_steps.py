@@ -1,10 +1,5 @@
-"""The VAE steps of a study pair: the training stages and the VAE's own measurements.
-
-* ``image`` / ``video`` / ``decoder`` (:func:`train_vae`): the VAE stages of paper
-  section 3.2, each a training run of the recipe's stage config with the variant's overrides;
-* ``latents`` (:func:`measure_latents`): latent statistics (written into a normalised copy of
-  the model, which the later steps use), LTD, PCA and the prediction test;
-* ``recon`` (:func:`measure_recon`): reconstruction PSNR / SSIM (and rFVD) on held-out clips.
+"""The VAE steps of a study pair (:mod:`pvvae.study.pipeline` lists what each computes):
+the training stages ``image`` / ``video`` / ``decoder``, and ``latents`` and ``recon``.
 """
 
 from __future__ import annotations

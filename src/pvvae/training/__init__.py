@@ -1,4 +1,4 @@
-"""pvvae.training: the three-stage training recipe of the seed (section 3.2) at any scale.
+"""pvvae.training: the three-stage training recipe of the paper (section 3.2) at any scale.
 
 Entry point: ``pvvae train CONFIG [key=value ...] [--resume]`` (:mod:`pvvae.cli.train`), or
 :func:`pvvae.training.trainer.train` from Python. Configs: ``configs/paper/{image,video,

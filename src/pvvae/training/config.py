@@ -1,9 +1,9 @@
 """The experiment config of ``pvvae train``: one dataclass per component (YAML + overrides).
 
-Defaults are the seed's where it is specific (section 4.1: AdamW, lr 5e-5, linear warm-up,
+Defaults are the paper's where it is specific (section 4.1: AdamW, lr 5e-5, linear warm-up,
 cosine decay by 10x; r = 1.0; learnable padding; section 3.2: GAN from step 5,000) and
 CPU-sized elsewhere (tiny preset, 64x64 synthetic clips, no LPIPS / GAN / EMA), so that
-``pvvae train`` with no file runs anywhere. The three stages of the seed (section 3.2,
+``pvvae train`` with no file runs anywhere. The three stages of the paper (section 3.2,
 "Training") are ``train.stage`` = ``image`` / ``video`` / ``decoder``; ``configs/paper/`` holds
 the paper-scale recipe and ``configs/smoke/`` CPU-sized runs of each stage.
 """
@@ -24,8 +24,8 @@ class ModelConfig:
 
     ``source`` says where the model comes from:
 
-    * ``pvvae`` (default): a PV-VAE of ``arch``, "cnn" (:class:`pvvae.PVVAE`, seed section 3)
-      or "transformer" (:class:`pvvae.TransformerPVVAE`, PV-VAE* of seed section 5), from
+    * ``pvvae`` (default): a PV-VAE of ``arch``, "cnn" (:class:`pvvae.PVVAE`, paper section 3)
+      or "transformer" (:class:`pvvae.TransformerPVVAE`, PV-VAE* of paper section 5), from
       ``preset``; ``overrides`` take any argument of that class.
     * ``diffusers:FOLDER``: fine-tune an existing diffusers video VAE (``AutoencoderKLWan``:
       Wan2.1 / Wan2.2) saved in FOLDER (a model folder, or a pipeline folder with ``vae/``),
@@ -105,7 +105,7 @@ class LpipsConfig:
 class GanConfig:
     """The adversarial term of Eq. 1 with a 3D patch discriminator (pvvae.objectives.gan).
 
-    Used when ``objective.loss.lambda_gan > 0``, from ``start_step`` on (seed section 3.2:
+    Used when ``objective.loss.lambda_gan > 0``, from ``start_step`` on (paper section 3.2:
     step 5,000) and from step 0 in the ``decoder`` stage.
     """
 
@@ -139,7 +139,7 @@ class DataConfig:
     """Training data. ``synthetic`` (default) needs no files.
 
     Resolutions: ``batch_sizes`` maps a square resolution to the per-rank batch size used
-    at it (seed section 3.2: "each process samples a varying number of images or videos
+    at it (paper section 3.2: "each process samples a varying number of images or videos
     based on the resolution"); each step draws one resolution from a seeded schedule shared
     by all ranks (``resolution_weights``, uniform when empty). Empty ``batch_sizes`` means
     ``{size: batch_size}``.

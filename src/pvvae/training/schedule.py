@@ -1,4 +1,4 @@
-"""Learning-rate schedule of the seed (section 4.1): linear warm-up, then cosine decay by 10x."""
+"""Learning-rate schedule of the paper (section 4.1): linear warm-up, then cosine decay by 10x."""
 
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
 """Everything a VAE training step reads or updates and how it is built (the VAE recipe's
 state; :mod:`pvvae.training.engine` saves and restores it).
 
-Stages (seed section 3.2, "Training"):
+Stages (paper section 3.2, "Training"):
 
 * ``image``: clips of one frame (T = 1), several resolutions; nothing is dropped (G = 1).
 * ``video``: predictive reconstruction with maximum dropping ratio r (section 3.1).
 * ``decoder``: the encoder is frozen (``requires_grad=False``, eval mode, absent from the
   optimizer), dropping is disabled (k = 0) and the GAN is active from step 0.
 
-In every stage the GAN term is active from ``objective.gan.start_step`` (seed: 5,000) when
+In every stage the GAN term is active from ``objective.gan.start_step`` (paper: 5,000) when
 ``lambda_gan > 0``.
 """
 

@@ -1,4 +1,4 @@
-"""The VAE recipe of ``pvvae train`` (seed sections 3.1, 3.2 and 4.1).
+"""The VAE recipe of ``pvvae train`` (paper sections 3.1, 3.2 and 4.1).
 
 One step (:func:`train_step`):
 
