@@ -1,6 +1,6 @@
 """Latte training speed and memory on t4s16c64 vs t4s8c16 latents of the same clips.
 
-Issue 5, section 7; seed Table 1 reports TSpeed / TMem of the generation model (Latte-XL,
+Issue 5, section 7; paper Table 1 reports TSpeed / TMem of the generation model (Latte-XL,
 patch 1, batch 4 of 17x256x256 clips, 50 warm-up and 100 timed steps on one GPU): PV-VAE
 (t4s16c64) 4.40 it/s and 33.34 GiB against Wan2.1 (t4s8c16) 1.88 it/s and 86.44 GiB.
 Target: t4s16c64 >= 2.3x faster in both measurements below.

@@ -9,7 +9,7 @@
 # (default bench/results/gpu_check). It prints one table at the end. Steps:
 #   1. tests: the model / inference / compile tests (CPU tests; no test takes a device yet),
 #      plus torch.compile(mode=default, inductor) of the micro decode on CUDA, fullgraph;
-#   2. bench/vae_speed.py at the seed's setting: batch 4 of 17x256x256, PV-VAE `paper` vs
+#   2. bench/vae_speed.py at the paper's setting: batch 4 of 17x256x256, PV-VAE `paper` vs
 #      Wan2.1 / Wan2.2, ISpeed (clips/s) and IMem (peak GiB), bf16 and fp16 speed;
 #   3. bench/gen_speed.py with Latte-XL (TSpeed / TMem), batch 4, 17x256x256, bf16;
 #   4. a 2-minute bf16 training smoke run of the `paper` preset with FSDP2 on one GPU

@@ -5,10 +5,10 @@ Wan2.2-style t4s16 layout (2x2 patchify + three stride-2 stages, residual AvgDow
 DupUp3D, 64 latent channels) of a similar parameter count, trained side by side:
 
 * the same clips in the same order (``SyntheticVideoDataset``, preset ``proving_ground``,
-  17x64x64, training stream seed 0), the same k sequence (seed section 3.1: k ~ U{0, ...,
+  17x64x64, training stream seed 0), the same k sequence (paper section 3.1: k ~ U{0, ...,
   floor((G - 1) r)}), the same optimiser (AdamW, betas (0.9, 0.99), lr 2e-4 after a linear
   warm-up, cosine decay to lr / 10, grad-norm clip 1, bf16 autocast on the CPU), the same
-  loss (seed Eq. 1 with lambda_rec = 1: MSE + the motion-aware L_Diff; no LPIPS, GAN or KL
+  loss (paper Eq. 1 with lambda_rec = 1: MSE + the motion-aware L_Diff; no LPIPS, GAN or KL
   at this scale) on the posterior mean, from random weights (no image stage: the reference
   has no inflation path);
 * the reference gets the same predictive-reconstruction treatment: its encoder sees the
@@ -16,7 +16,7 @@ DupUp3D, 64 latent channels) of a similar parameter count, trained side by side:
 
 At each ``--eval-at`` step it measures, on held-out clips of another stream (seed 10,000):
 reconstruction PSNR (posterior mean), prediction PSNR on frames 9..16 when observing 0..8
-(seed Figure 6), and two floors: each clip's temporal mean shown at every frame
+(paper Figure 6), and two floors: each clip's temporal mean shown at every frame
 (``floor_temporal_mean_psnr``) and the last observed frame copied forward (``copy_last_psnr``).
 It also records whether the model left the mean image: ``latent_spread``, the std of the
 latents across clips over their RMS (0 when every clip maps to the same latent), and
@@ -101,7 +101,7 @@ def _pvvae(transformer: bool = False, **overrides) -> nn.Module:
 
 def build(spec: str) -> nn.Module:
     """``tiny`` / ``transformer`` / ``wan`` / ``tiny:key=value,...`` (constructor overrides)
-    -> a learner. ``transformer`` is the ``tiny`` preset of PV-VAE* (seed section 5)."""
+    -> a learner. ``transformer`` is the ``tiny`` preset of PV-VAE* (paper section 5)."""
     name, _, rest = spec.partition(":")
     overrides = {}
     for item in filter(None, rest.split(",")):
@@ -143,7 +143,7 @@ def apply_init_tweaks(model: nn.Module, zero_res: bool = False, res_scale: float
 
 
 def forward(model: nn.Module, x: Tensor, k: int) -> Tensor:
-    """Predictive reconstruction (seed section 3.1): encode the prefix, pad k, decode all."""
+    """Predictive reconstruction (paper section 3.1): encode the prefix, pad k, decode all."""
     n_obs = x.shape[2] - 4 * k
     return model.decode_padded(model.encode(x[:, :, :n_obs]), k)
 

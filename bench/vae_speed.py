@@ -1,6 +1,6 @@
 """VAE inference speed and memory: PV-VAE (``paper`` preset) against the Wan2.1 / Wan2.2 VAEs.
 
-Issue 2, section 8; the seed's Table 2 reports ISpeed / IMem (batch 4 of 17x256x256, 50
+Issue 2, section 8; the paper's Table 2 reports ISpeed / IMem (batch 4 of 17x256x256, 50
 warm-up and 100 timed steps on one GPU): PV-VAE 0.69 it/s and 7.97 GiB against Wan2.2's
 0.58 it/s and 9.36 GiB. Targets: >= 1.2x Wan2.2's throughput and <= 0.85x its peak memory;
 streaming 17 -> 129 frames keeps peak memory flat (<= 1.1x).
@@ -35,7 +35,7 @@ PV-VAE runs with its defaults: chunks of 8 latent frames, and the full-resolutio
 the encoder and decoder in slices of 1 frame (``PVVAE.set_chunk_size``); ``--chunk`` and
 ``--slice`` (0: no slicing) change them.
 
-PV-VAE* (issue 12, seed section 5 and Table 7: 1.29 it/s against the CNN's 0.69 it/s), the
+PV-VAE* (issue 12, paper section 5 and Table 7: 1.29 it/s against the CNN's 0.69 it/s), the
 Transformer VAE, runs as ``transformer-paper`` (or ``transformer-tiny``) in ``--models``.
 ``--flops`` counts instead the FLOPs of one encode + decode per model with
 ``torch.utils.flop_counter.FlopCounterMode`` on the meta device (no weights, no time; PV-VAE
@@ -53,7 +53,7 @@ against the input means nothing. The inputs are uniform noise unless ``--video``
     python bench/vae_speed.py --models paper --dtypes float32 bfloat16 float16 --stream-frames
     python bench/vae_speed.py --device cuda --size 256 --batch 4 --warmup 50 --repeats 100
     python bench/vae_speed.py --flops --models paper transformer-paper wan2.1 wan2.2 --size 256
-    # ISpeed / IMem of PV-VAE* against the CNN (seed Table 7), on one GPU:
+    # ISpeed / IMem of PV-VAE* against the CNN (paper Table 7), on one GPU:
     python bench/vae_speed.py --device cuda --models paper transformer-paper --size 256 \
         --batch 4 --warmup 50 --repeats 100 --stream-frames --out bench/results/vae_speed_tf.json
 """

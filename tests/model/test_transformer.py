@@ -141,7 +141,7 @@ def test_paper_preset_parameter_count_on_meta_device():
     with torch.device("meta"):
         vae = TransformerPVVAE.from_preset("paper")
     total = sum(p.numel() for p in vae.parameters())
-    assert abs(total / 1.2e9 - 1) <= 0.10, total  # seed section 5: "roughly 1.2B"
+    assert abs(total / 1.2e9 - 1) <= 0.10, total  # paper section 5: "roughly 1.2B"
     assert vae.config.num_heads * vae.config.head_dim == 2048
     assert len(vae.encoder.blocks) == len(vae.decoder.blocks) == 12
 

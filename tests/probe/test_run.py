@@ -47,6 +47,6 @@ def test_table3_gains_are_relative_to_the_first_row():
     rows = {"w/o PR": {"epe": 5.9223, "mse": 0.0314, "auc": 70.95},
             "w/ PR": {"epe": 5.1805, "mse": 0.0289, "auc": 76.99}}
     table = table3_markdown(rows)
-    # the seed's Table 3 reports +12.5%, +8.0%, +8.5%
+    # the paper's Table 3 reports +12.5%, +8.0%, +8.5%
     assert "5.1805 (+12.5%)" in table and "0.0289 (+8.0%)" in table and "76.99 (+8.5%)" in table
     assert "| w/o PR | 5.9223 | 0.0314 | 70.95 |" in table

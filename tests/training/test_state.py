@@ -1,5 +1,5 @@
 """``model.arch`` (pvvae.training.state / config): the trainer takes the Transformer VAE
-(PV-VAE*, seed section 5) through configuration alone."""
+(PV-VAE*, paper section 5) through configuration alone."""
 
 from __future__ import annotations
 

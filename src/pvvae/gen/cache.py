@@ -1,4 +1,4 @@
-"""Latent cache for generation: encode a video dataset once with a trained VAE (issue 5, s. 1).
+"""Latent cache for generation: encode a video dataset once with a trained VAE.
 
 ``pvvae gen cache VAE_CKPT DATA OUT`` writes ``OUT/manifest.json`` and shards
 ``OUT/shard-00000.safetensors``, ... Each shard holds, for up to ``shard_size`` clips:
@@ -27,7 +27,7 @@ Resumable: shard ``i`` always covers clips ``[i * S, (i + 1) * S)``, is written 
 temporary file and renamed into place, so a shard file that exists is complete; a rerun with
 the same settings skips them. The manifest records the settings and is checked on resume.
 
-Unreadable source files (issue 13) are left out, never replaced by another clip (which would
+Unreadable source files are left out, never replaced by another clip (which would
 enter the cache twice): a shard holds only its readable clips (``index`` names each one's
 source index) and lists its skipped files in its metadata; the finished manifest gives
 ``num_items`` (rows cached), ``num_source_items`` and ``skipped_files``.
@@ -108,8 +108,8 @@ def build_video_dataset(
 
     Args:
         data: ``synthetic``, a folder of videos (class per sub-folder) or a ``.csv`` manifest.
-        num_frames: frames per clip (17 in the seed, section 4.1).
-        size: square side after short-side resize and centre crop (256 in the seed).
+        num_frames: frames per clip (17 in the paper, section 4.1).
+        size: square side after short-side resize and centre crop (256 in the paper).
         frame_stride: step between frames in the source videos.
         num_clips, seed: length and scene seed of the synthetic dataset (ignored otherwise).
 
@@ -241,7 +241,7 @@ def _check_resumable(out: Path, manifest: dict[str, Any]) -> None:
     if not file.is_file():
         return
     old = json.loads(file.read_text())
-    old.setdefault("num_source_items", old.get("num_items"))  # caches written before issue 13
+    old.setdefault("num_source_items", old.get("num_items"))  # caches written by older versions
     for key in ("spec", "vae_fingerprint", "num_source_items", "latent_shape"):
         if old.get(key) != manifest[key]:
             raise ValueError(

@@ -1,6 +1,6 @@
 """Rectified flow (Liu et al. 2022, "Flow straight and fast", arXiv:2209.03003).
 
-The seed trains Latte with rectified flow and samples with 100 Euler steps (section 4.1).
+The paper trains Latte with rectified flow and samples with 100 Euler steps (section 4.1).
 Conventions (the project notes on generation, "Rectified flow"):
 
 * straight path ``x_t = (1 - t) x0 + t eps`` with ``eps ~ N(0, I)``; ``t = 1`` is pure noise;
@@ -290,7 +290,7 @@ def sample_euler(
 ) -> Tensor:
     """Euler integration of ``dx/dt = v(x, t)`` from ``t = 1`` (noise) to ``t = 0`` (data).
 
-    ``x <- x + (t_next - t) v(x, t, y)`` on :func:`time_grid`; the seed uses 100 steps
+    ``x <- x + (t_next - t) v(x, t, y)`` on :func:`time_grid`; the paper uses 100 steps
     (section 4.1). Follows the :class:`Sampler` signature; ``generator`` is unused (the
     solver is deterministic) and accepted for uniformity. For a straight path with the exact
     velocity ``eps - x0`` any number of steps returns ``x0`` exactly.

@@ -1,6 +1,6 @@
 """Latte: a latent video diffusion transformer (Ma et al. 2024, arXiv:2401.03048), variant 1.
 
-The generation model of the seed (section 4.1): a DiT (Peebles & Xie 2023) whose blocks
+The generation model of the paper (section 4.1): a DiT (Peebles & Xie 2023) whose blocks
 alternate between *spatial* attention over the tokens of one frame (blocks 0, 2, 4, ... counted
 from 0) and *temporal* attention over the frames of one spatial position (blocks 1, 3, 5, ...).
 Every block is conditioned by adaLN-Zero on ``c = t_emb + y_emb``.
@@ -14,7 +14,7 @@ Conventions of this module:
   :mod:`pvvae.gen.flow`) and multiplies it by ``LatteConfig.timestep_scale`` (1000 by default)
   before the sinusoidal embedding, so the embedding sees the same range as DiT's integer steps.
 * Block indices in the public API (:meth:`Latte.features`) are **1-based**: layer ``k`` is the
-  residual stream right after the ``k``-th block, so ``layers=(14,)`` of Latte-XL is the seed's
+  residual stream right after the ``k``-th block, so ``layers=(14,)`` of Latte-XL is the paper's
   probing layer "14 of 28" (the output of the 7th temporal block).
 * Position embeddings are fixed sin-cos tables computed for the input's own grid at every call,
   so any latent size and any number of latent frames (odd ones included) is accepted.
@@ -66,9 +66,9 @@ class LatteConfig:
     """Architecture of a :class:`Latte` model (the constructor signature is this config).
 
     Args:
-        in_channels: latent channels ``C`` of the VAE (64 for the seed's t4s16c64 PV-VAE).
+        in_channels: latent channels ``C`` of the VAE (64 for the paper's t4s16c64 PV-VAE).
         out_channels: channels of the predicted velocity; ``None`` means ``in_channels``.
-        patch_size: spatial patch size ``p`` (1 in the seed, which removes patchify; 2 for
+        patch_size: spatial patch size ``p`` (1 in the paper, which removes patchify; 2 for
             t4s8 VAEs). Frames are never patchified in time.
         hidden_size: token width ``D``.
         depth: number of blocks (spatial and temporal blocks alternate, spatial first).
@@ -353,13 +353,13 @@ class Latte(ModelMixin, ConfigMixin):
         """Read the residual stream after chosen blocks (diffusion features for probing).
 
         Layer numbers are **1-based**: layer ``k`` is the output of the ``k``-th block, so
-        ``layers=(14,)`` on Latte-XL is the seed's "14th layer (out of 28)" (section 4.3).
+        ``layers=(14,)`` on Latte-XL is the paper's "14th layer (out of 28)" (section 4.3).
         Blocks after ``max(layers)`` are not run.
 
         Args:
             x, t, y, generator: as in :meth:`forward`.
             layers: 1-based block numbers in ``[1, depth]``; ``None`` is the middle block
-                ``depth // 2`` (14 for Latte-XL, as in the seed).
+                ``depth // 2`` (14 for Latte-XL, as in the paper).
 
         Returns:
             ``{k: (B, D, t, h/p, w/p)}`` feature maps, channel-first like the latents.

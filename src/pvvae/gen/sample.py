@@ -1,7 +1,7 @@
 """Sampling videos from a trained Latte: noise -> ODE solver -> denormalise -> VAE decode.
 
 ``pvvae gen sample CKPT --num N [--class C] [--guidance W] [--steps 100] --vae VAE --out DIR``
-(issue 5, section 4). The seed samples with 100 Euler steps of the rectified-flow ODE
+(paper section 4). The paper samples with 100 Euler steps of the rectified-flow ODE
 (section 4.1); any solver of :data:`pvvae.gen.SAMPLERS` can be named. Latents are drawn as
 ``N(0, I)`` of the checkpoint's latent shape, integrated from ``t = 1`` to ``t = 0``, mapped back
 with ``vae.denormalize`` (the inverse of the normalisation the cache applied) and decoded.

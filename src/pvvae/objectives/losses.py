@@ -23,7 +23,7 @@ from pvvae.model.distributions import DiagonalGaussian
 
 @dataclass
 class LossWeights:
-    """The lambdas of Eq. 1, plus the switch of the motion-aware term (seed Table 4).
+    """The lambdas of Eq. 1, plus the switch of the motion-aware term (paper Table 4).
 
     ``lambda_lpips`` and ``lambda_gan`` default to 0: their terms need the LPIPS backbone and
     the discriminator, which the training stages configure.

@@ -125,7 +125,7 @@ class GanConfig:
 
 @dataclass
 class ObjectiveConfig:
-    """Predictive reconstruction (seed section 3.1) and the loss terms of Eq. 1."""
+    """Predictive reconstruction (paper section 3.1) and the loss terms of Eq. 1."""
 
     max_drop_ratio: float = 1.0  # r; 0 is plain reconstruction (the baseline)
     sample_posterior: bool = True
@@ -179,7 +179,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warm-up and cosine decay to lr * min_lr_ratio (seed section 4.1)."""
+    """AdamW with linear warm-up and cosine decay to lr * min_lr_ratio (paper section 4.1)."""
 
     lr: float = 5e-5
     betas: tuple[float, float] = (0.9, 0.999)
@@ -201,7 +201,7 @@ class TrainConfig:
     ckpt_every: int = 500
     keep_last: int = 2
     progress: bool = True
-    # Seed section 3.2: image pretraining (T = 1), video training with predictive
+    # Paper section 3.2: image pretraining (T = 1), video training with predictive
     # reconstruction, decoder fine-tuning (encoder frozen, no dropping, GAN throughout).
     stage: Literal["image", "video", "decoder"] = "video"
     resume: bool = False  # continue from the run's latest checkpoint (pvvae train --resume)
