@@ -106,3 +106,31 @@ def test_empty_video_is_one_line(models, tmp_path, capsys):
     empty.write_bytes(b"")
     assert main(["reconstruct", str(models / "a"), str(empty), str(tmp_path / "o.mp4")]) == 2
     one_error_line(capsys, "empty.mp4")
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["encode"], "pvvae encode: error: the following arguments are required: checkpoint, "
+                     "input, output (see pvvae encode -h)"),
+        (["reconstruct", "m", "v.mp4", "o.mp4", "--size", "x"],
+         "pvvae reconstruct: error: argument --size: --size 'x' is not a whole number "
+         "(see pvvae reconstruct -h)"),
+        (["predict", "m", "v.mp4", "o.mp4", "--dtype", "fp8"],
+         "pvvae predict: error: argument --dtype: invalid choice: 'fp8'"),
+        (["decode", "m", "z.safetensors", "o.mp4", "--bogus", "1"],
+         "pvvae decode: error: unrecognized arguments: --bogus 1 (see pvvae decode -h)"),
+        (["eval", "recon"], "pvvae eval recon: error: the following arguments are required"),
+        (["gen", "smaple"], "pvvae gen: error: argument VERB: invalid choice: 'smaple'"),
+        (["recon"], "pvvae: error: argument COMMAND: invalid choice: 'recon'"),
+        ([], "pvvae: error: the following arguments are required: COMMAND (see pvvae -h)"),
+    ],
+)
+def test_a_refused_command_line_is_one_line(capsys, argv, line):
+    """argparse's refusals: no usage block, one line naming the problem and the help to read."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(line), err
+    assert err.rstrip().endswith(" -h)"), err

@@ -5,14 +5,16 @@ Each verb module exposes ``add_parser(subparsers)`` (registering its arguments a
 ``pvvae demo``, ``pvvae eval ...``, ``pvvae gen ...``, ``pvvae probe ...``. Also runnable as
 ``python -m pvvae``.
 
-Error boundary (issue 13): every known failure class (bad config, key or value; missing,
+Error boundary: every known failure class (bad config, key or value; missing,
 damaged or refused file; unreadable data; a run stopped by NaN/Inf; disk full; out of memory)
 ends the command with exit code 2 and ONE line on stderr naming the problem, the file or key,
-and the fix. ``--debug`` (anywhere on the line) shows the traceback instead.
+and the fix. ``--debug`` (anywhere on the line) shows the traceback instead. A command line
+that argparse refuses is one line too (:class:`OneLineParser`: no usage block above it).
 
 Quiet by default: stderr holds our progress bars, our log lines and errors, nothing else.
 The known third-party warnings that a normal run triggers are filtered where they are
-emitted (:func:`quiet_third_party`); ``-v`` / ``--verbose`` (anywhere) lets them through.
+emitted (:func:`pvvae._warnings.quiet_third_party`, installed by ``import pvvae``); ``-v`` /
+``--verbose`` (anywhere) lets them through.
 """
 
 from __future__ import annotations
@@ -22,49 +24,31 @@ import errno
 import importlib
 import logging
 import sys
+from typing import NoReturn
+
+from pvvae._warnings import quiet_third_party
 
 # verb modules under pvvae.cli, in the order of ``pvvae --help``
 VERBS = ("train", "export", "video", "eval", "gen", "probe", "study", "demo")
 GLOBAL_FLAGS = {"--debug": "debug", "-v": "verbose", "--verbose": "verbose"}  # anywhere
 
-# (logger, start of the message) of third-party warnings that say nothing about a run:
-# diffusers' from_pretrained without accelerate (it falls back to the ordinary loader, which
-# is what these models need), and ModelMixin.to(dtype) naming fp32 modules when it has none.
-KNOWN_NOISE = (
-    ("diffusers.models.modeling_utils", "Cannot initialize model with low cpu memory usage"),
-    ("diffusers.models.modeling_utils", "There are modules in "),
-)
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose refusals are one line and exit code 2.
 
-class _DropMessages(logging.Filter):
-    """Drops the records whose message starts with one of ``prefixes``."""
-
-    def __init__(self, prefixes: tuple[str, ...]) -> None:
-        super().__init__()
-        self.prefixes = prefixes
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefixes)
-
-
-def quiet_third_party(verbose: bool) -> None:
-    """Filter the :data:`KNOWN_NOISE` warnings at their loggers (none with ``verbose``).
-
-    Idempotent: a filter installed by an earlier call in the same process is replaced.
+    argparse prints the usage block above ``prog: error: message``; here the line names the
+    problem and points at the help instead: ``pvvae encode: error: the following arguments are
+    required: OUT (see pvvae encode -h)``. Sub-parsers inherit the class (``add_subparsers``
+    defaults ``parser_class`` to the parent's type), so every verb and sub-verb refuses alike.
     """
-    by_logger: dict[str, list[str]] = {}
-    for name, prefix in KNOWN_NOISE:
-        by_logger.setdefault(name, []).append(prefix)
-    for name, prefixes in by_logger.items():
-        logger = logging.getLogger(name)
-        for old in [f for f in logger.filters if isinstance(f, _DropMessages)]:
-            logger.removeFilter(old)
-        if not verbose:
-            logger.addFilter(_DropMessages(tuple(prefixes)))
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text} (see {self.prog} -h)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="pvvae", description="Predictive Video VAE: train, evaluate, generate."
     )
     parser.add_argument(
@@ -130,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = "debug" in flags
     quiet_third_party(verbose="verbose" in flags)
     front = ["--debug"] * debug + ["--verbose"] * ("verbose" in flags)
-    args = build_parser().parse_args(front + [a for a in argv if a not in GLOBAL_FLAGS])
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(front + [a for a in argv if a not in GLOBAL_FLAGS])
+    if unknown:  # refused by the (sub-)verb that was given them, which names its own help
+        _verb_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args) or 0)
     except known_errors() as e:
@@ -139,6 +126,17 @@ def main(argv: list[str] | None = None) -> int:
         if "can't allocate memory" not in str(e):
             raise
         return _report(args.command, e, debug)
+
+
+def _verb_parser(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The innermost sub-parser that ``args`` went through (``pvvae eval recon`` for
+    ``pvvae eval recon ...``)."""
+    while True:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, actions[0].dest, None) if actions else None
+        if chosen is None:
+            return parser
+        parser = actions[0].choices[chosen]
 
 
 def _report(command: str, error: BaseException, debug: bool) -> int:
