@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from pvvae.cli.main import main
 from pvvae.data.samples import sample_video_path
@@ -101,6 +102,18 @@ def test_missing_latent_file_is_one_line(models, tmp_path, capsys):
     one_error_line(capsys, "no such latent file")
 
 
+def test_missing_video_is_one_line(models, tmp_path, capsys):
+    code = main(["reconstruct", str(models / "a"), str(tmp_path / "none.mp4"),
+                 str(tmp_path / "o.mp4")])
+    assert code == 2
+    one_error_line(capsys, "cannot read video", "none.mp4: no such file")
+
+
+def test_a_folder_given_as_the_video_is_one_line(models, tmp_path, capsys):
+    assert main(["encode", str(models / "a"), str(tmp_path), str(tmp_path / "z.safetensors")]) == 2
+    one_error_line(capsys, "not a regular file")
+
+
 def test_empty_video_is_one_line(models, tmp_path, capsys):
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
@@ -120,6 +133,12 @@ def test_empty_video_is_one_line(models, tmp_path, capsys):
          "pvvae predict: error: argument --dtype: invalid choice: 'fp8'"),
         (["decode", "m", "z.safetensors", "o.mp4", "--bogus", "1"],
          "pvvae decode: error: unrecognized arguments: --bogus 1 (see pvvae decode -h)"),
+        (["reconstruct", "m", "v.mp4", "o.mp4", "--chunk", "0"],
+         "pvvae reconstruct: error: argument --chunk: 0: must be >= 1"),
+        (["predict", "m", "v.mp4", "o.mp4", "--observe", "0"],
+         "pvvae predict: error: argument --observe: 0: must be >= 1"),
+        (["predict", "m", "v.mp4", "o.mp4"],
+         "pvvae predict: error: the following arguments are required: --observe"),
         (["eval", "recon"], "pvvae eval recon: error: the following arguments are required"),
         (["gen", "smaple"], "pvvae gen: error: argument VERB: invalid choice: 'smaple'"),
         (["recon"], "pvvae: error: argument COMMAND: invalid choice: 'recon'"),
@@ -134,3 +153,45 @@ def test_a_refused_command_line_is_one_line(capsys, argv, line):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(line), err
     assert err.rstrip().endswith(" -h)"), err
+
+
+def test_output_that_is_the_input_is_refused(models, tmp_path, capsys):
+    """Streaming writes the output while reading the input: the same file would be lost."""
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(sample_video_path("bikes").read_bytes())
+    before = video.read_bytes()
+    for same in (str(video), f"{tmp_path}/./clip.mp4"):
+        assert main(["reconstruct", str(models / "a"), str(video), same, *SMALL]) == 2
+        one_error_line(capsys, "is the input", "name another output file")
+    assert video.read_bytes() == before
+
+
+@pytest.mark.parametrize(("verb", "name"), [("reconstruct", "o.webm"), ("predict", "o.gif"),
+                                            ("reconstruct", "o.txt"), ("reconstruct", "out")])
+def test_a_video_output_that_cannot_hold_h264_is_one_line(models, tmp_path, capsys, verb, name):
+    extra = ["--observe", "1"] * (verb == "predict")
+    code = main([verb, str(models / "a"), VIDEO, str(tmp_path / name), *SMALL, *extra])
+    assert code == 2
+    one_error_line(capsys, f"output {tmp_path / name}", "name it e.g. o")
+    assert not (tmp_path / name).exists()
+
+
+def test_decode_to_a_non_video_name_is_one_line(models, tmp_path, capsys):
+    code = main(["decode", str(models / "a"), str(models / "z.safetensors"),
+                 str(tmp_path / "o.safetensors")])
+    assert code == 2
+    one_error_line(capsys, "videos are written as H.264", "o.mp4")
+
+
+def test_encode_to_a_video_name_is_one_line(models, tmp_path, capsys):
+    """`encode` writes latents: an .mp4 name means the user wanted `reconstruct`."""
+    assert main(["encode", str(models / "a"), VIDEO, str(tmp_path / "z.mp4"), *SMALL]) == 2
+    one_error_line(capsys, "encode writes latents", ".safetensors", "pvvae reconstruct")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal needs a machine without CUDA")
+@pytest.mark.parametrize("verb", ["reconstruct", "encode"])
+def test_cuda_without_cuda_is_one_line(models, tmp_path, capsys, verb):
+    out = tmp_path / ("o.mp4" if verb == "reconstruct" else "z.safetensors")
+    assert main([verb, str(models / "a"), VIDEO, str(out), *SMALL, "--device", "cuda"]) == 2
+    one_error_line(capsys, "CUDA is not available", "use cpu or auto")

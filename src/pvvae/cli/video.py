@@ -17,7 +17,9 @@ decodes the whole read clip at once (memory grows with ``--max-frames``), and th
 line says so.
 
 ``encode`` records the model's fingerprint in the latent file; ``decode`` refuses latents of
-another model (``--force`` decodes them anyway) and latents of another width.
+another model (``--force`` decodes them anyway) and latents of another width. Before any work,
+every verb refuses an output that is its input or that cannot hold what it writes
+(:func:`check_output`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from pvvae.data.video_io import load_clip, prepare_frames, video_info  # noqa: F
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 AUTO_TILE_ABOVE = 1024  # pixels: --tiling auto tiles frames with a longer side
+# containers that hold the H.264 stream VideoWriter writes (webm and gif do not)
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".m4v")
 WHOLE = 1 << 40  # the chunk length of a model without streaming: the whole clip
 
 
@@ -154,6 +158,29 @@ class _Session:
         return tqdm(total=total, desc=desc, unit="frame", disable=self.args.no_progress)
 
 
+def check_output(args: argparse.Namespace, suffixes: tuple[str, ...] = VIDEO_SUFFIXES) -> None:
+    """Refuse, before any work, an output that cannot hold what the verb writes or that is
+    its own input (streaming would overwrite the frames it is still reading)."""
+    from pathlib import Path
+
+    out = Path(args.output)
+    if out.suffix.lower() not in suffixes:
+        if suffixes == VIDEO_SUFFIXES:
+            kind = f"a {out.suffix} file" if out.suffix else "a name without a suffix"
+            raise ValueError(
+                f"output {out}: videos are written as H.264 to {', '.join(suffixes)}, not to "
+                f"{kind}; name it e.g. {out.with_suffix('.mp4').name}"
+            )
+        raise ValueError(
+            f"output {out}: encode writes latents; name it {suffixes[0]} (to write a video, "
+            "use pvvae reconstruct)"
+        )
+    source = Path(args.input)
+    if out.exists() and source.exists() and out.resolve() == source.resolve():
+        raise ValueError(f"output {out} is the input: it would be overwritten while being read;"
+                         " name another output file")
+
+
 def _frames(args: argparse.Namespace, start: int = 0, stop: int | None = None):
     """Lazy uint8 frames start..stop-1 of the input, never past --max-frames."""
     from pvvae.data.video_stream import iter_frames
@@ -174,6 +201,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     from pvvae.eval.metrics.psnr_ssim import compute_psnr
     from pvvae.inference.stream import reconstruct_chunks
 
+    check_output(args)
     s = _Session(args)
     total, fps = _expected_frames(args)
     real: list[int] = []
@@ -199,6 +227,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from pvvae.data.video_stream import VideoWriter
     from pvvae.inference.stream import predict_chunks
 
+    check_output(args)
     total, fps = _expected_frames(args)
     _check_observe(args.observe, total)
     s = _Session(args)
@@ -277,6 +306,7 @@ def run_encode(args: argparse.Namespace) -> int:
     from pvvae.inference.latent_file import LatentWriter
     from pvvae.inference.stream import encode_stream
 
+    check_output(args, (".safetensors",))
     s = _Session(args)
     total, fps = _expected_frames(args)
     real: list[int] = []
@@ -330,6 +360,7 @@ def run_decode(args: argparse.Namespace) -> int:
     from pvvae.inference.latent_file import iter_latent_chunks, latent_metadata
     from pvvae.inference.stream import decode_stream
 
+    check_output(args)
     latent_metadata(args.input)  # a file of another kind fails before the model loads
     s = _Session(args)
     meta = check_latents_fit(args.input, s.vae, s.fingerprint, args.force)
