@@ -1,4 +1,4 @@
-"""Proving-ground comparison of predictive fine-tuning (issue 15): a Wan-layout VAE trained
+"""Proving-ground comparison of predictive fine-tuning: a Wan-layout VAE trained
 with r = 1 against the same trained with r = 0, both exported diffusers folders.
 
 Measured with the demo's functions (:func:`pvvae.demo.evaluate`: 16 held-out proving-ground

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-command GPU check (issue 14): run on a machine lent a CUDA GPU, from the repository
+# One-command GPU check: run on a machine lent a CUDA GPU, from the repository
 # root, with the project's Python environment active (or PYTHON=/path/to/python):
 #
 #   bash bench/gpu_check.sh            # about 8-9 minutes on one H100/H200-class GPU

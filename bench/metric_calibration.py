@@ -1,5 +1,5 @@
 """Calibration of the generation metrics against controlled corruptions of real clips
-(issue 24, "metrics that see motion").
+("metrics that see motion").
 
 Two disjoint sets of N real proving-ground clips (17x64x64): the reference (stream
 ``--seed``) and the test set (stream ``--seed + 1``; neither stream is used by any training

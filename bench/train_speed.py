@@ -1,5 +1,5 @@
 """Training-step speed and memory: predictive reconstruction (r = 1) against plain
-reconstruction (r = 0), same model, batch and step code (issue 3, section 9).
+reconstruction (r = 0), same model, batch and step code.
 
 With r = 1 the encoder sees 1 + T - 4k frames (k ~ U{0..G-1}) while the decoder always
 outputs the whole clip, so a step should not be slower than with r = 0. To compare fairly

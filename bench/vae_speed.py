@@ -35,14 +35,14 @@ PV-VAE runs with its defaults: chunks of 8 latent frames, and the full-resolutio
 the encoder and decoder in slices of 1 frame (``PVVAE.set_chunk_size``); ``--chunk`` and
 ``--slice`` (0: no slicing) change them.
 
-PV-VAE* (issue 12, paper section 5 and Table 7: 1.29 it/s against the CNN's 0.69 it/s), the
+PV-VAE* (paper section 5 and Table 7: 1.29 it/s against the CNN's 0.69 it/s), the
 Transformer VAE, runs as ``transformer-paper`` (or ``transformer-tiny``) in ``--models``.
 ``--flops`` counts instead the FLOPs of one encode + decode per model with
 ``torch.utils.flop_counter.FlopCounterMode`` on the meta device (no weights, no time; PV-VAE
 models run their encoder and decoder on the whole clip, unchunked) and writes
 ``bench/results/vae_flops.json``; the table gives each model's FLOPs over the first one's.
 
-Half precision (issue 14): ``--dtypes float32 bfloat16 float16`` runs every model in each
+Half precision: ``--dtypes float32 bfloat16 float16`` runs every model in each
 dtype and reports, beside the speed, the PSNR of the half-precision reconstruction against
 the float32 one of the same model and input (``PSNR vs fp32``: how much precision costs) and,
 with ``--weights`` (a trained PV-VAE folder, used instead of the random ``paper`` model),

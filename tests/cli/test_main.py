@@ -1,4 +1,4 @@
-"""The error boundary of ``pvvae`` (issue 13): every known failure is exit code 2 and one
+"""The error boundary of ``pvvae``: every known failure is exit code 2 and one
 line naming the problem and the fix; ``--debug`` shows the traceback instead."""
 
 from __future__ import annotations

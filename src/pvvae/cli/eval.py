@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = verbs.add_parser(
         "recon",
         parents=[common],
-        help="rFVD / PSNR / SSIM / LPIPS / ISpeed / IMem (seed Table 2)",
+        help="rFVD / PSNR / SSIM / LPIPS / ISpeed / IMem (paper Table 2)",
         description="Reconstruction metrics of one or more VAEs, table in the layout of seed "
         "Table 2. Resumable: per-clip results are cached in the output folder.",
     )
@@ -63,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = verbs.add_parser(
         "latents",
         parents=[common],
-        help="latent stats, LTD, PCA, prediction (seed section 4.3)",
+        help="latent stats, LTD, PCA, prediction (paper section 4.3)",
         description="Latent diagnostics of one or more VAEs: per-channel statistics, Latent "
         "Temporal Distance (Fig. 5c/d), PCA (Fig. 4) and prediction (Fig. 6, PV-VAE only), "
         "with a comparison of all VAEs analysed into the output folder.",

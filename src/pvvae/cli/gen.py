@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``gen`` and its sub-verbs on the top-level sub-parsers."""
     gen = sub.add_parser(
         "gen", help="latent video generation with Latte (cache, train, sample, eval)",
-        description="Latent video generation with Latte and rectified flow (seed section 4.1).",
+        description="Latent video generation with Latte and rectified flow (paper section 4.1).",
     )
     verbs = gen.add_subparsers(dest="gen_command", required=True, metavar="VERB")
     _add_cache(verbs)
@@ -94,7 +94,7 @@ def _add_sample(verbs: argparse._SubParsersAction) -> None:
 
 def _add_eval(verbs: argparse._SubParsersAction) -> None:
     p = verbs.add_parser(
-        "eval", help="gFVD / KVD (/ IS) of generated videos, seed Table 1 layout",
+        "eval", help="gFVD / KVD (/ IS) of generated videos, paper Table 1 layout",
         description="FVD and KVD (I3D, StyleGAN-V protocol, 16 frames) of N generated clips "
         "against N real clips; IS with --c3d-weights. Writes gen_metrics.json/.md.",
     )

@@ -1,4 +1,4 @@
-"""``pvvae probe train|eval``: probe a trained Latte's features (seed section 4.3, Table 3).
+"""``pvvae probe train|eval``: probe a trained Latte's features (paper section 4.3, Table 3).
 
     pvvae probe train LATTE_RUN --out DIR [--tasks flow next track] [--data synthetic]
     pvvae probe eval DIR_WO_PR DIR_W_PR --names "w/o PR" "w/ PR" --out DIR
@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``probe`` and its sub-verbs on the top-level sub-parsers."""
     probe = sub.add_parser(
         "probe", help="probe Latte features with task decoders (flow, next frame, tracking)",
-        description="Probing of seed Table 3: frozen Latte features -> small task decoders.",
+        description="Probing of paper Table 3: frozen Latte features -> small task decoders.",
     )
     verbs = probe.add_subparsers(dest="probe_command", required=True, metavar="VERB")
     _add_train(verbs)

@@ -1,4 +1,4 @@
-"""``pvvae study``: run a replication study (issue 10) and write its report.
+"""``pvvae study``: run a replication study and write its report.
 
     pvvae study run configs/studies/table4.yaml                   # everything, resumable
     pvvae study run configs/studies/table4.yaml --seeds 0 --variants baseline
