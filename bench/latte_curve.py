@@ -11,6 +11,7 @@ within 3x of real, gFVD below 1.5x the VAE's reconstruction FVD.
     OMP_NUM_THREADS=1 pvvae study run configs/studies/latte_curve.yaml   # resumable
     python bench/latte_curve.py                      # the table of the rows measured so far
     python bench/latte_curve.py --run                # run (or resume) the study first
+    python bench/latte_curve.py --grids docs/replication/latte_curve   # + real / VAE grids
 
 Prints a Markdown table and writes ``bench/results/latte_curve.json``.
 """
@@ -100,11 +101,32 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def write_grids(spec, result: dict, out: Path, clips: int = 8) -> list[Path]:
+    """``real.png`` (the first ``clips`` real clips of the gFVD set) and ``vae.png`` (their
+    reconstructions by the curve's VAE), laid out as the samples' grid, and a copy of each
+    row's samples as ``samples_<variant>.png``."""
+    import torch
+
+    from pvvae.eval.adapters import load_vae
+    from pvvae.gen.evaluate import real_clip_batches
+    from pvvae.gen.sample import save_grid
+
+    m = spec.measure
+    real = next(iter(real_clip_batches(m.fvd_data, clips, num_frames=m.frames, size=m.size,
+                                       seed=m.fvd_real_seed, batch_size=clips)))
+    latents = Path(spec.root) / "store" / result["steps"]["latents"] / "done.json"
+    vae = load_vae(f"vae=pvvae:{json.loads(latents.read_text())['result']['model']}", "cpu")
+    with torch.no_grad():
+        recon = vae.reconstruct(real)
+    return [save_grid(real, out / "real.png"), save_grid(recon.clamp(-1, 1), out / "vae.png")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", default=STUDY)
     parser.add_argument("--run", action="store_true", help="run (or resume) the study first")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latte_curve.json"))
+    parser.add_argument("--grids", type=Path, help="write real / VAE / samples grids here")
     args = parser.parse_args()
     from pvvae.study.pipeline import pair_dir, run_study
     from pvvae.study.spec import load_study, select
@@ -118,6 +140,16 @@ def main() -> None:
         if path.is_file():
             rows.append(row(json.loads(path.read_text()), Path(spec.root)))
     print(markdown(rows))
+    if args.grids and rows:
+        import shutil
+
+        first = json.loads((pair_dir(spec, spec.variants[0], spec.seeds[0])
+                            / "result.json").read_text())
+        paths = write_grids(spec, first, args.grids)
+        for r in rows:
+            name = r["variant"].replace(",", "").replace(" ", "_")
+            paths.append(Path(shutil.copy(r["samples"], args.grids / f"samples_{name}.png")))
+        print("grids:", " ".join(str(p) for p in paths))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"study": args.study, "rows": rows}, indent=2))
     print(f"wrote {args.out} ({len(rows)} of {len(spec.variants)} rows measured)")
