@@ -12,7 +12,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "pvvae"
 LAYERS = [
-    {"config", "data", "model"},
+    {"config", "data", "model", "_warnings"},  # _warnings: the third-party warning filters
     {"objectives"},
     # inference opens every saved model kind, training checkpoints included
     {"training", "inference"},
