@@ -22,8 +22,8 @@ def smoke(tmp_path, monkeypatch):
     return lambda *o: load_study("configs/studies/smoke.yaml", [f"root={tmp_path}", *o])
 
 
-def test_smoke_study_runs_end_to_end_then_resumes_with_no_work(smoke):
-    spec = smoke()
+def test_smoke_study_runs_end_to_end_then_resumes_with_no_work(smoke, tmp_path):
+    spec = smoke(f"archive={tmp_path / 'archive'}")
     pairs = select(spec, None, None)
     start = time.perf_counter()
     results, ran = run_study(spec, pairs)
@@ -52,6 +52,8 @@ def test_smoke_study_runs_end_to_end_then_resumes_with_no_work(smoke):
     assert "decoder" in results[1]["steps"] and "decoder" not in results[0]["steps"]
     saved = json.loads((pair_dir(spec, spec.variants[1], 0) / "result.json").read_text())
     assert saved["steps"] == results[1]["steps"]
+    archived = tmp_path / "archive" / "PV-VAE" / "seed0" / "result.json"
+    assert json.loads(archived.read_text())["steps"] == saved["steps"]
 
     again, ran_again = run_study(spec, pairs)
     assert ran_again == [] and again == results
@@ -150,3 +152,18 @@ def test_vae_only_stops_before_the_generator(smoke):
     kinds = sorted({step.split("-")[0] for step in ran})
     assert results == [] and kinds == ["ceiling", "floor", "image", "latents", "real", "recon",
                                        "video"]
+
+
+def test_a_pair_archived_with_the_same_steps_is_not_rerun(smoke, tmp_path):
+    """A study spanning machines: a fresh root runs nothing for a pair whose archived
+    result has the step ids the study file asks for, and returns that result."""
+    from pvvae.study.pipeline import archive_path
+
+    spec = smoke(f"archive={tmp_path / 'archive'}")
+    pair = select(spec, None, None)[:1]
+    steps = {sid.split("-")[0]: sid for sid, _ in plan_study(spec, pair)[0]["steps"]}
+    path = archive_path(spec, *pair[0])
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"variant": pair[0][0].name, "seed": 0, "steps": steps}))
+    results, ran = run_study(spec, pair)
+    assert ran == [] and results[0]["steps"] == steps

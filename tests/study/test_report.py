@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pvvae.study.pipeline import pair_dir, plan_study
-from pvvae.study.report import compare, correlation, mean_std, write_report
+from pvvae.study.report import collect, compare, correlation, mean_std, write_report
 from pvvae.study.spec import StudySpec, Variant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,3 +111,26 @@ def test_ceiling_table_puts_gfvd_beside_its_floor_and_its_vae(tmp_path, monkeypa
     assert "| a | 300.0 | - | - | - / - / - |" in text
     assert "| b | 285.0 +- 7.1 | 120.0 +- 9.0 | 250.0 +- 0.0 | 1.5 +- 0 / 0.5 +- 0 / 0.25 +- 0 |" \
         in text
+
+
+def test_archived_results_are_read_where_the_root_has_none(tmp_path, monkeypatch):
+    """A study kept across machines: the report reads each pair's archived copy (same step
+    ids) when the root lacks it, and leaves out an archived pair of other settings."""
+    from pvvae.study.pipeline import archive_path, archived
+
+    monkeypatch.chdir(ROOT)
+    spec = StudySpec(name="t", root=str(tmp_path / "root"), archive=str(tmp_path / "archive"),
+                     seeds=[0, 1], variants=[Variant("a"), Variant("b")])
+    for variant, seed in [("a", 0), ("b", 0), ("b", 1)]:
+        plan = plan_study(spec, [(spec.variant(variant), seed)])[0]["steps"]
+        result = fake_result(variant, seed, 300.0 + seed, 15.0)
+        result["steps"] = {sid.split("-")[0]: sid for sid, _ in plan}
+        if seed == 1:
+            result["steps"]["video"] = "video-0123456789ab"  # measured with old settings
+        path = archive_path(spec, spec.variant(variant), seed)
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(result))
+    planned = {sid for sid, _ in plan_study(spec, [(spec.variant("b"), 1)])[0]["steps"]}
+    assert archived(spec, spec.variant("b"), 1, planned) is None
+    results, _ = collect(spec)
+    assert [r["seed"] for r in results["a"]] == [0] and [r["seed"] for r in results["b"]] == [0]

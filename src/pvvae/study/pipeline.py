@@ -29,11 +29,16 @@ the VAE steps are built in :mod:`pvvae.study.vae_steps`, the others in
 7. ``probe`` (when ``measure.probe`` is set): task heads on the frozen Latte's features, flow
    EPE, next-frame MSE and tracking AUC against their trivial baselines (paper Table 3).
 
-Results of a pair: ``ROOT/<study>/<variant>/seed<k>/result.json``.
+Results of a pair: ``ROOT/<study>/<variant>/seed<k>/result.json``, and, when the study file
+sets ``archive``, a copy in ``ARCHIVE/<variant>/seed<k>/`` (a folder
+that outlives the root, e.g. committed beside the published report): a later run on another
+machine skips a pair whose archived result has the step ids the study file asks for now, and
+the report reads it, so a study too long for one machine's session accumulates across several.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -60,6 +65,29 @@ logger = logging.getLogger(__name__)
 def pair_dir(spec: StudySpec, variant: Variant, seed: int) -> Path:
     """The folder of a pair's ``result.json``: ``ROOT/<study>/<variant slug>/seed<k>``."""
     return Path(spec.root) / spec.name / slugify(variant.name) / f"seed{seed}"
+
+
+def archive_path(spec: StudySpec, variant: Variant, seed: int) -> Path | None:
+    """The archived ``result.json`` of a pair (None when the study keeps no archive)."""
+    if spec.archive is None:
+        return None
+    return Path(spec.archive) / slugify(variant.name) / f"seed{seed}" / "result.json"
+
+
+def portable(result: dict) -> dict:
+    """A result without its per-clip lists (kept in the pair's files; summaries stay small)."""
+    return {k: v for k, v in result.items() if k not in ("ltd_adjacent_per_clip",
+                                                        "pred_frame_psnr")}
+
+
+def archived(spec: StudySpec, variant: Variant, seed: int, step_ids: set[str]) -> dict | None:
+    """The archived result of a pair when it was measured with exactly ``step_ids`` (the
+    steps the study file asks for now), else None (none archived, or stale settings)."""
+    path = archive_path(spec, variant, seed)
+    if path is None or not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    return result if set(result["steps"].values()) == step_ids else None
 
 
 def run_pair(runner: Runner, spec: StudySpec, variant: Variant, seed: int) -> dict:
@@ -100,6 +128,9 @@ def run_pair(runner: Runner, spec: StudySpec, variant: Variant, seed: int) -> di
     folder = pair_dir(spec, variant, seed)
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "result.json", result)
+    if (path := archive_path(spec, variant, seed)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, result)
     return result
 
 
@@ -120,6 +151,12 @@ def run_study(spec: StudySpec, pairs: list[tuple[Variant, int]],
     runner = Runner(Path(spec.root), vae_only=vae_only)
     results = []
     for i, (variant, seed) in enumerate(pairs, 1):
+        planned = {step_id for step_id, _ in plan_study(spec, [(variant, seed)])[0]["steps"]}
+        if not vae_only and (done := archived(spec, variant, seed, planned)) is not None:
+            logger.info("study %s: pair %d/%d: %s, seed %d: archived in %s", spec.name, i,
+                        len(pairs), variant.name, seed, spec.archive)
+            results.append(done)
+            continue
         logger.info("study %s: pair %d/%d: %s, seed %d", spec.name, i, len(pairs), variant.name,
                     seed)
         result = run_pair(runner, spec, variant, seed)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pvvae.eval.report import fmt, markdown_table
-from pvvae.study.pipeline import pair_dir
+from pvvae.study.pipeline import archived, pair_dir, portable
 from pvvae.study.spec import StudySpec, select
 
 METRICS = {  # key -> (column title, lower is better)
@@ -62,10 +62,13 @@ def collect(spec: StudySpec) -> tuple[dict[str, list[dict]], list[str]]:
     for row, (variant, seed) in zip(plan_study(spec, select(spec, None, None)),
                                     select(spec, None, None)):
         path = pair_dir(spec, variant, seed) / "result.json"
+        planned = {step_id for step_id, _ in row["steps"]}
         if not path.is_file():
+            if (result := archived(spec, variant, seed, planned)) is not None:
+                out[variant.name].append(result)
             continue
         result = json.loads(path.read_text())
-        if not set(result["steps"].values()) <= {step_id for step_id, _ in row["steps"]}:
+        if not set(result["steps"].values()) <= planned:
             stale.append(f"{variant.name}, seed {seed}")
             continue
         out[variant.name].append(result)
@@ -399,12 +402,7 @@ def write_report(spec: StudySpec, out: str | Path | None = None) -> Path:
     lines += ["", *[f"![{f}]({f})" for f in figures], ""]
     (out / "report.md").write_text("\n".join(lines))
     summary = {"study": spec.name, "claims": claims, "correlation": corr, "slopes": slopes,
-               "results": {name: [_portable(r) for r in rs] for name, rs in results.items()}}
+               "results": {name: [portable(r) for r in rs] for name, rs in results.items()}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return out / "report.md"
 
-
-def _portable(result: dict) -> dict:
-    """A result without its per-clip lists (kept in the store; summaries stay small)."""
-    return {k: v for k, v in result.items() if k not in ("ltd_adjacent_per_clip",
-                                                        "pred_frame_psnr")}

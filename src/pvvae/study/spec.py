@@ -180,6 +180,10 @@ class StudySpec:
     title: str = ""
     recipe: str | None = None
     root: str = "runs/studies"
+    # a folder that keeps a copy of each pair's result.json where the root does not
+    # survive, e.g. committed under docs/: a pair archived with the same step ids is complete
+    # (pvvae.study.pipeline.archived); None: results live in the root only
+    archive: str | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
     stages: Stages = field(default_factory=Stages)
     latte: str = "configs/studies/cpu/latte.yaml"
