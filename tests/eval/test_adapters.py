@@ -13,8 +13,9 @@ from diffusers import (
     AutoencoderKLWan,
 )
 
-from pvvae.eval.adapters import PVVAEAdapter, load_vae, parse_spec
+from pvvae.eval.adapters import PVVAEAdapter, load_vae
 from pvvae.eval.vae_adapter import PredictionNotSupported
+from pvvae.inference.spec import parse_vae_spec
 from tests.conftest import make_micro_transformer, make_micro_vae, random_video
 
 WAN_TINY = dict(
@@ -137,7 +138,7 @@ def test_pipeline_folder_uses_vae_subfolder(tmp_path):
     adapter = load_vae(f"wan:{tmp_path / 'pipe'}")
     assert adapter.latent_layout == "t4s8c4"
     # a bare folder is recognised from the class name in vae/config.json
-    assert parse_spec(str(tmp_path / "pipe"))[1] == "wan"
+    assert parse_vae_spec(str(tmp_path / "pipe")).kind == "wan"
 
 
 def test_wrong_class_and_unknown_kind_are_clear_errors(tmp_path):

@@ -11,8 +11,9 @@ import torch
 
 from pvvae.cli.main import main
 from pvvae.data.video_io import read_video
-from pvvae.gen.cache import LatentDataset, build_video_dataset, load_vae, normalized_posterior
+from pvvae.gen.cache import LatentDataset, build_video_dataset, normalized_posterior
 from pvvae.gen.evaluate import run_evaluation
+from pvvae.inference.spec import load_vae
 from pvvae.model.diffusers_vae import DiffusersPVVAE
 from tests.gen.conftest import FRAMES, SIZE
 from tests.gen.test_evaluate import _Colour

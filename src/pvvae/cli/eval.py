@@ -1,7 +1,7 @@
 """``pvvae eval recon`` and ``pvvae eval latents``: the evaluation suite on the command line.
 
-VAE specs (see :mod:`pvvae.eval.adapters`): ``pvvae:runs/NAME`` (model, checkpoint or run
-folder), ``pvvae-preset:tiny`` (random weights), ``wan:DIR``, ``cogvideox:DIR``, ``hunyuan:DIR``,
+VAE specs (see :mod:`pvvae.inference.spec`): ``pvvae:runs/NAME`` (model, checkpoint or run
+folder), ``preset:tiny`` (random weights), ``wan:DIR``, ``cogvideox:DIR``, ``hunyuan:DIR``,
 ``ltx:DIR`` (diffusers model or pipeline folder), or a bare folder; ``LABEL=SPEC`` names the row.
 DATA: a video folder (UCF101 / Kinetics layout), a CSV manifest, or ``synthetic``.
 

@@ -123,7 +123,8 @@ def _add_eval(verbs: argparse._SubParsersAction) -> None:
 
 
 def run_cache(args: argparse.Namespace) -> int:
-    from pvvae.gen.cache import CacheSpec, build_video_dataset, cache_latents, load_vae
+    from pvvae.gen.cache import CacheSpec, build_video_dataset, cache_latents
+    from pvvae.inference.spec import load_vae
     from pvvae.training.distributed import resolve_device
 
     vae = load_vae(args.vae, resolve_device(args.device))

@@ -36,7 +36,7 @@ _EXPORTS = {
     ),
     "pvvae.eval.corrupt": ("corruptions",),
     "pvvae.eval.vae_adapter": ("VAEAdapter", "PredictionNotSupported"),
-    "pvvae.eval.adapters": ("PVVAEAdapter", "load_vae", "parse_spec"),
+    "pvvae.eval.adapters": ("PVVAEAdapter", "load_vae"),
     "pvvae.eval.diffusers_adapters": (
         "WanAdapter", "CogVideoXAdapter", "HunyuanVideoAdapter", "LTXVideoAdapter",
         "load_diffusers_vae",

@@ -1,25 +1,23 @@
-"""Which VAE a spec names, and the PV-VAE adapter (the evaluation's entry point to any VAE).
+"""The evaluation's entry point to any VAE, and the PV-VAE adapter.
 
-Specs name a VAE on the command line: ``pvvae:PATH`` (model, checkpoint or run folder),
-``pvvae-preset:NAME`` (random weights), ``wan:PATH``, ``cogvideox:PATH``, ``hunyuan:PATH``,
-``ltx:PATH`` (a diffusers model folder or a whole pipeline folder with a ``vae/`` sub-folder),
-or a bare folder whose ``config.json`` names the class. ``LABEL=SPEC`` sets the row label.
-:func:`load_vae` returns a :class:`VAEAdapter` (the interface, :mod:`pvvae.eval.vae_adapter`);
-PV-VAE (T = 1 + 4k; :meth:`PVVAEAdapter.predict` pads dropped latent groups with the learned
-token) is adapted here, the diffusers VAEs in :mod:`pvvae.eval.diffusers_adapters`.
+Specs are the library's one VAE grammar (:mod:`pvvae.inference.spec`: ``pvvae:PATH``,
+``preset:NAME``, ``wan:PATH``, ``cogvideox:PATH``, ``hunyuan:PATH``, ``ltx:PATH``, a bare
+folder, ``LABEL=SPEC``). :func:`load_vae` returns a :class:`VAEAdapter` (the interface,
+:mod:`pvvae.eval.vae_adapter`); PV-VAE (T = 1 + 4k; :meth:`PVVAEAdapter.predict` pads
+dropped latent groups with the learned token) is adapted here, the diffusers VAEs in
+:mod:`pvvae.eval.diffusers_adapters`.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from pvvae.eval.diffusers_adapters import DIFFUSERS_KINDS, config_class_name, load_diffusers_vae
+from pvvae.eval.diffusers_adapters import load_diffusers_vae
 from pvvae.eval.vae_adapter import VAEAdapter
-from pvvae.model.registry import class_names
+from pvvae.inference.spec import PRESET, parse_vae_spec, preset_vae
 
 
 class PVVAEAdapter(VAEAdapter):
@@ -63,51 +61,6 @@ def _pvvae_name(model) -> str:
     return f"{vae_class} + predictive fine-tuning" if vae_class else "PV-VAE"
 
 
-SPEC_KINDS = ("pvvae", "pvvae-preset", *DIFFUSERS_KINDS)
-_LABEL = re.compile(r"^([^=:/\\]+)=(.+)$")
-
-
-def parse_spec(spec: str) -> tuple[str | None, str, str]:
-    """Split ``[LABEL=]KIND:TARGET`` (or a bare folder) into (label, kind, target).
-
-    A bare folder gets its kind from its ``config.json`` (see :func:`detect_kind`).
-
-    Raises:
-        ValueError: unknown kind.
-    """
-    label = None
-    match = _LABEL.match(spec)
-    if match:
-        label, spec = match.group(1).strip(), match.group(2)
-    kind, sep, target = spec.partition(":")
-    if sep and kind in SPEC_KINDS:
-        return label, kind, target
-    if sep and re.fullmatch(r"[a-z0-9.-]+", kind) and not Path(spec).exists():
-        raise ValueError(f"unknown VAE kind {kind!r} in {spec!r}; valid kinds: {SPEC_KINDS}")
-    return label, detect_kind(Path(spec)), spec
-
-
-def detect_kind(path: Path) -> str:
-    """Spec kind of a folder: a PV-VAE model/checkpoint/run folder or a diffusers VAE/pipeline.
-
-    Raises:
-        FileNotFoundError: the folder is none of these.
-    """
-    if (path / "checkpoints").is_dir():
-        return "pvvae"
-    for sub in (".", "ema", "vae"):
-        name = config_class_name(path / sub / "config.json")
-        if name in class_names():  # PVVAE or TransformerPVVAE
-            return "pvvae"
-        for kind, (class_name, _) in DIFFUSERS_KINDS.items():
-            if name == class_name:
-                return kind
-    raise FileNotFoundError(
-        f"cannot tell which VAE {path} holds (no config.json naming PVVAE or one of "
-        f"{[c for c, _ in DIFFUSERS_KINDS.values()]}); write the kind, e.g. wan:{path}"
-    )
-
-
 def load_pvvae(
     target: str | Path,
     device: torch.device | str = "cpu",
@@ -122,15 +75,12 @@ def load_pvvae(
         preset: ``target`` is a preset name: random weights drawn with seed 0 (tests, demos),
             without touching the caller's global RNG state.
     """
-    from pvvae.model.registry import from_preset
     from pvvae.training.checkpoint import load_model, model_folder
 
     if preset:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = from_preset(str(target))
         return PVVAEAdapter(
-            model, source=f"pvvae-preset:{target}", device=device, dtype=dtype, label=label
+            preset_vae(str(target)), source=f"preset:{target}", device=device, dtype=dtype,
+            label=label,
         )
     folder = model_folder(target)
     return PVVAEAdapter(
@@ -148,7 +98,7 @@ def load_vae(
 ) -> VAEAdapter:
     """Load any VAE the harness knows from a spec (syntax in the module docstring).
 
-    Examples: ``pvvae:runs/x``, ``pvvae-preset:tiny``, ``wan:/models/Wan2.1-T2V-1.3B-Diffusers``
+    Examples: ``pvvae:runs/x``, ``preset:tiny``, ``wan:/models/Wan2.1-T2V-1.3B-Diffusers``
     (pipeline folder), ``base=pvvae:runs/baseline`` (labelled row).
 
     Args:
@@ -159,8 +109,8 @@ def load_vae(
     Returns:
         The adapter, in eval mode without gradients.
     """
-    label, kind, target = parse_spec(spec)
-    if kind == "pvvae-preset":
+    label, kind, target = parse_vae_spec(spec)
+    if kind == PRESET:
         return load_pvvae(target, device, dtype, label, preset=True)
     if kind == "pvvae":
         return load_pvvae(target, device, dtype, label)

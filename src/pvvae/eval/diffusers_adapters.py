@@ -20,13 +20,13 @@ Per-model quirks handled here:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from pvvae.eval.vae_adapter import VAEAdapter
+from pvvae.inference.spec import DIFFUSERS_CLASSES, config_class_name
 from pvvae.model.diffusers_vae import PAD_TOKEN_FILE
 
 
@@ -157,18 +157,14 @@ class LTXVideoAdapter(VAEAdapter):
         return (z - mean) * self.model.config.scaling_factor / std
 
 
-# diffusers class name -> (spec kind, adapter class)
-DIFFUSERS_KINDS = {
-    "wan": ("AutoencoderKLWan", WanAdapter),
-    "cogvideox": ("AutoencoderKLCogVideoX", CogVideoXAdapter),
-    "hunyuan": ("AutoencoderKLHunyuanVideo", HunyuanVideoAdapter),
-    "ltx": ("AutoencoderKLLTXVideo", LTXVideoAdapter),
+# spec kind -> (diffusers class name, adapter class)
+_ADAPTERS = {
+    "wan": WanAdapter,
+    "cogvideox": CogVideoXAdapter,
+    "hunyuan": HunyuanVideoAdapter,
+    "ltx": LTXVideoAdapter,
 }
-def config_class_name(config_file: Path) -> str | None:
-    """The ``_class_name`` a ``config.json`` names, or None where there is no such file."""
-    if not config_file.is_file():
-        return None
-    return json.loads(config_file.read_text()).get("_class_name")
+DIFFUSERS_KINDS = {kind: (name, _ADAPTERS[kind]) for kind, name in DIFFUSERS_CLASSES.items()}
 
 
 def _diffusers_subfolder(path: Path, class_name: str) -> str | None:

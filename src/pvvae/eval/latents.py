@@ -280,14 +280,14 @@ def write_latent_stats(adapter: VAEAdapter, stats: dict, target: str | Path | No
 
 def _check_write_config(specs: list[str], target: str | Path | None) -> None:
     """Fail before the long pass when ``--write-config`` cannot be honoured."""
-    from pvvae.eval.adapters import parse_spec
+    from pvvae.inference.spec import PRESET, parse_vae_spec
 
-    kinds = [parse_spec(spec)[1] for spec in specs]
-    if any(kind not in ("pvvae", "pvvae-preset") for kind in kinds):
-        raise ValueError("--write-config needs PV-VAE specs (pvvae:... / pvvae-preset:...)")
+    kinds = [parse_vae_spec(spec).kind for spec in specs]
+    if any(kind not in ("pvvae", PRESET) for kind in kinds):
+        raise ValueError("--write-config needs PV-VAE specs (pvvae:... / preset:...)")
     if target is not None and len(specs) > 1:
         raise ValueError("--write-config DIR takes a single VAE")
-    if target is None and "pvvae-preset" in kinds:
+    if target is None and PRESET in kinds:
         raise ValueError("a preset has no folder: give --write-config DIR")
 
 

@@ -57,43 +57,11 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 FORMAT = "pvvae-latent-cache"
 VERSION = 1
-PRESET_PREFIX = "preset:"
 
 
 # ----------------------------------------------------------------------------------------------
 # Inputs: the VAE and the video dataset
 # ----------------------------------------------------------------------------------------------
-
-
-def load_vae(spec: str | Path, device: torch.device | str = "cpu", seed: int = 0):
-    """A VAE in eval mode from a folder or ``preset:NAME``: a ``PVVAE``, ``TransformerPVVAE``
-    or fine-tuned diffusers Wan VAE (``DiffusersPVVAE``), all with the interface of
-    :class:`pvvae.model.common.VideoVAEMixin` that generation reads (``latent_channels``,
-    ``latent_stat_values``, ``normalize`` / ``denormalize``, the compressions).
-
-    Args:
-        spec: a model / checkpoint / run folder or an exported diffusers folder
-            (:func:`pvvae.inference.loading.load_model`, EMA weights preferred), or
-            ``preset:NAME`` for a *randomly initialised* preset
-            (``tiny``, ``paper``, ``t4s8c16``; ``transformer-tiny``, ``transformer-paper`` for
-            PV-VAE*), seeded by ``seed``: for smoke runs and benchmarks only, its latents
-            mean nothing.
-        device: where to put the model.
-        seed: initialisation seed of a preset.
-    """
-    from pvvae.model.registry import from_preset
-
-    spec = str(spec)
-    if spec.startswith(PRESET_PREFIX):
-        name = spec[len(PRESET_PREFIX) :]
-        logger.warning("using a randomly initialised %r VAE: for smoke runs only", name)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            vae = from_preset(name)
-        return vae.to(device).eval()
-    from pvvae.inference.loading import load_model
-
-    return load_model(spec, device)
 
 
 def build_video_dataset(
@@ -191,7 +159,7 @@ def normalized_posterior(vae, x: Tensor) -> tuple[Tensor, Tensor]:
     """Posterior of ``x`` in the VAE's normalised latent units.
 
     Args:
-        vae: a VAE of :func:`load_vae`.
+        vae: a VAE of :func:`pvvae.inference.spec.load_vae`.
         x: (B, 3, T, H, W) pixels in [-1, 1].
 
     Returns:
@@ -300,7 +268,7 @@ def cache_latents(
     """Encode ``dataset`` into a latent cache at ``out`` (resumable; see the module docstring).
 
     Args:
-        vae: a VAE of :func:`load_vae` in eval mode (its device is used).
+        vae: a VAE of :func:`pvvae.inference.spec.load_vae` in eval mode (its device is used).
         dataset: items ``{"video": (3, T, H, W) in [-1, 1], "label": int}``, e.g. from
             :func:`build_video_dataset`.
         out: the cache folder (created).

@@ -106,7 +106,7 @@ def decode_latents(vae, z: Tensor) -> Tensor:
     """Pixels of normalised latents: ``vae.decode(vae.denormalize(z))`` clamped to [-1, 1].
 
     Args:
-        vae: the VAE whose normalisation the latents use (any of :func:`pvvae.gen.cache.load_vae`).
+        vae: the VAE whose normalisation the latents use (any VAE of :mod:`pvvae.inference.spec`).
         z: (B, C, t, h, w) normalised latents.
 
     Returns:
@@ -176,7 +176,7 @@ def generate(
     Args:
         checkpoint: Latte model / checkpoint / run folder (:func:`pvvae.gen.checkpoint.load_latte`).
         num: number of videos.
-        vae_spec: any VAE of :func:`pvvae.gen.cache.load_vae`; ``None`` uses the one the
+        vae_spec: any VAE spec (:mod:`pvvae.inference.spec`); ``None`` uses the one the
             checkpoint records (the cache's).
         class_index: the class of every sample, or ``None`` (uniformly random classes; see
             :func:`choose_labels`).
@@ -186,8 +186,8 @@ def generate(
         sampler_kwargs: ``sampler``, ``num_steps``, ``guidance_scale``, ``batch_size``,
             ``progress`` of :func:`sample_latents`.
     """
-    from pvvae.gen.cache import load_vae
     from pvvae.gen.checkpoint import load_latte
+    from pvvae.inference.spec import load_vae
 
     dev = resolve_device(device)
     model, meta = load_latte(checkpoint, dev, use_ema)

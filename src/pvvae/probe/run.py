@@ -109,8 +109,8 @@ def open_probe_data(spec: str, num_frames: int, size: int, num_clips: int, seed:
 
 def build_extractor(cfg: ProbeConfig) -> FeatureExtractor:
     """Load the frozen Latte and its VAE on ``cfg.device``."""
-    from pvvae.gen.cache import load_vae
     from pvvae.gen.checkpoint import load_latte
+    from pvvae.inference.spec import load_vae
 
     latte, meta = load_latte(cfg.latte, cfg.device)
     vae = load_vae(cfg.vae or meta.vae, cfg.device)

@@ -33,7 +33,8 @@ def build_cache(runner: Runner, spec: StudySpec, latents: Step) -> Step:
     step = make_step(runner.root, "cache", payload)
 
     def fn(folder: Path) -> dict:
-        from pvvae.gen.cache import CacheSpec, build_video_dataset, cache_latents, load_vae
+        from pvvae.gen.cache import CacheSpec, build_video_dataset, cache_latents
+        from pvvae.inference.spec import load_vae
 
         model = latents.result()["model"]
         vae = load_vae(model, measure_device(m))
