@@ -118,3 +118,13 @@ def test_bad_size_is_one_line(tmp_path, model_dir, capsys, size, hint):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert hint in err[-1] and "Traceback" not in "\n".join(err)
+
+
+def test_verbs_take_a_vae_spec(tmp_path, model_dir, capsys):
+    """The one VAE grammar (pvvae.inference.spec) works here too: a prefixed folder, a preset."""
+    for spec in (f"pvvae:{model_dir}", "preset:tiny"):
+        out = tmp_path / "rec.mp4"
+        args = ["reconstruct", spec, str(sample_video_path("bikes")), str(out),
+                "--size", "32", "--max-frames", "5"]
+        assert main(args) == 0 and "PSNR" in capsys.readouterr().out
+        assert read_video(out).shape == (5, 32, 32, 3)

@@ -10,11 +10,11 @@ cropped (the evaluation rule of :func:`pvvae.data.resize_and_crop`); without it,
 centre-cropped to the largest multiple of 16 (:func:`pvvae.data.fit_to_multiple`, no
 resampling). Any frame count works: the last chunk is padded and the output trimmed back.
 
-Every VAE kind runs here (:func:`pvvae.inference.loading.load_model`): PV-VAE model,
-checkpoint and run folders, and a fine-tuned diffusers Wan VAE as a run folder or as the
-folder ``pvvae export`` writes. A Wan VAE has no chunk-by-chunk streaming: it encodes and
-decodes the whole read clip at once (memory grows with ``--max-frames``), and the result
-line says so.
+Every VAE kind runs here (any spec of :mod:`pvvae.inference.spec`): PV-VAE model,
+checkpoint and run folders, ``preset:NAME``, and a (fine-tuned) diffusers Wan VAE as a run
+folder, as the folder ``pvvae export`` writes, or as ``wan:PATH``. A Wan VAE has no
+chunk-by-chunk streaming: it encodes and decodes the whole read clip at once (memory grows
+with ``--max-frames``), and the result line says so.
 
 ``encode`` records the model's fingerprint in the latent file; ``decode`` refuses latents of
 another model (``--force`` decodes them anyway) and latents of another width. Before any work,
@@ -70,7 +70,8 @@ def count(minimum: int):
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     model = argparse.ArgumentParser(add_help=False)
-    model.add_argument("checkpoint", help="model folder, checkpoint folder or run folder")
+    model.add_argument("checkpoint", help="model, checkpoint or run folder, or a VAE spec "
+                       "(preset:NAME, wan:PATH)")
     run = argparse.ArgumentParser(add_help=False)
     run.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     run.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="inference precision")
@@ -112,12 +113,13 @@ class _Session:
     """The model, device and options of one CLI run, and the helpers every verb shares."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from pvvae.inference.loading import load_model, model_fingerprint, supports_streaming
+        from pvvae.inference.loading import model_fingerprint, supports_streaming
+        from pvvae.inference.spec import load_vae
         from pvvae.training.distributed import resolve_device
 
         self.args = args
         self.device, self.dtype = resolve_device(args.device), DTYPES[args.dtype]
-        self.vae = load_model(args.checkpoint, self.device)
+        self.vae = load_vae(args.checkpoint, self.device)
         self.fingerprint = model_fingerprint(self.vae)  # before any cast (the values change)
         if self.dtype != torch.float32:
             # nn.Module.to, not diffusers' ModelMixin.to: that one warns about fp32 modules
