@@ -134,3 +134,25 @@ def test_archived_results_are_read_where_the_root_has_none(tmp_path, monkeypatch
     assert archived(spec, spec.variant("b"), 1, planned) is None
     results, _ = collect(spec)
     assert [r["seed"] for r in results["a"]] == [0] and [r["seed"] for r in results["b"]] == [0]
+
+
+def test_claims_pass_over_unmeasured_rows_and_add_the_samples_motion(tmp_path, monkeypatch):
+    """A rerun of two of three rows compares those two; where the samples' domain FVD and
+    persistence were measured, they get a claim in gFVD's order too."""
+    monkeypatch.chdir(ROOT)
+    spec = StudySpec(name="t", root=str(tmp_path), seeds=[0, 1],
+                     variants=[Variant("a", video=["objective.max_drop_ratio=0.0"]),
+                               Variant("m", video=["objective.max_drop_ratio=0.5"]),
+                               Variant("b")])
+    spec.report.paper = {"a": {"gfvd": 200.0}, "m": {"gfvd": 180.0}, "b": {"gfvd": 150.0}}
+    for variant, seed, gfvd, persistence in [("a", 0, 300, 0.50), ("a", 1, 310, 0.52),
+                                             ("b", 0, 320, 0.60), ("b", 1, 330, 0.62)]:
+        write_fake(spec, variant, seed, gfvd, 16.0)
+        path = pair_dir(spec, spec.variant(variant), seed) / "result.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()),
+                                    "gen_persistence": persistence}))
+    text = write_report(spec).read_text()
+    assert "| gFVD: b better than a (paper gFVD: 150.0 vs 200.0) | **not reproduced** |" in text
+    assert "| sample persistence: b better than a (paper gFVD: 150.0 vs 200.0) | " \
+        "**reproduced** |" in text
+    assert "better than m" not in text and "domain gFVD" not in text

@@ -10,11 +10,13 @@ and writes ``ROOT/<study>/report.md``, ``summary.json`` and the figures:
   line, Pearson r) and, for ``scaling`` studies, ``scaling.png`` (Figure 5b).
 
 Claims. A study file's ``report.paper`` gives the paper's numbers per variant; for each pair
-of variants the paper orders (by gFVD, and by PSNR where given) the report says whether the
-order is **reproduced** (the means differ in the paper's direction by more than the sum of
-their standard errors), **not reproduced** (the opposite direction by more than that) or
-**inconclusive** (otherwise, or a single seed). Correlation: reproduced when Pearson r < 0
-with p < 0.05 (higher prediction PSNR, lower gFVD), not reproduced when r > 0 with p < 0.05.
+of measured variants next in the paper's order (by gFVD, and by PSNR where given; the
+samples' domain FVD, persistence, acceleration and class accuracy follow gFVD's order where
+measured) the report says whether the order is **reproduced** (the means differ in the
+paper's direction by more than the sum of their standard errors), **not reproduced** (the
+opposite direction by more than that) or **inconclusive** (otherwise, or a single seed).
+Correlation: reproduced when Pearson r < 0 with p < 0.05 (higher prediction PSNR, lower
+gFVD), not reproduced when r > 0 with p < 0.05.
 """
 
 from __future__ import annotations
@@ -37,7 +39,17 @@ METRICS = {  # key -> (column title, lower is better)
     "pred_psnr": ("pred. PSNR", False),
     "copy_last_psnr": ("copy-last PSNR", False),
     "ltd_adjacent_median": ("LTD_1 median", True),
+    # what the samples' motion says about the same order (eval.coherence, the domain network)
+    "gen_domain_fvd": ("domain gFVD", True),
+    "gen_persistence": ("sample persistence", False),
+    "gen_acceleration": ("sample acceleration", True),  # every VAE's samples are above real
+    "class_accuracy": ("sample class accuracy", False),
 }
+# result key -> the paper's number that orders the variants for it; the generation keys past
+# gFVD are optional (a study measured before them has no such claims)
+ORDERED_BY = {"gfvd": "gfvd", "recon_psnr": "psnr", "gen_domain_fvd": "gfvd",
+              "gen_persistence": "gfvd", "gen_acceleration": "gfvd", "class_accuracy": "gfvd"}
+OPTIONAL = {"gen_domain_fvd", "gen_persistence", "gen_acceleration", "class_accuracy"}
 PROBES = {  # result key -> (column title, lower is better, paper Table 3 w/o PR -> w/ PR)
     "probe_flow_epe": ("flow EPE", True, "5.92 -> 5.18"),
     "probe_next_mse": ("next-frame MSE", True, "0.0314 -> 0.0289"),
@@ -93,7 +105,7 @@ def cell(results: list[dict], key: str, spec: str = ".2f") -> str:
 def table(spec: StudySpec, results: dict[str, list[dict]]) -> str:
     """The study's table: one row per variant, mean +- std over seeds, the paper's gFVD."""
     keys = COLUMNS[spec.report.kind]
-    headers = ["variant", *[METRICS[k][0] for k in keys], "n", "seed paper gFVD"]
+    headers = ["variant", *[METRICS[k][0] for k in keys], "n", "paper gFVD"]
     rows = []
     for variant in spec.variants:
         rs = results[variant.name]
@@ -189,24 +201,33 @@ def compare(a: list[float], b: list[float], lower_better: bool) -> str:
 
 
 def order_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
-    """Every ordered pair of variants the paper's numbers rank, for gFVD and PSNR."""
+    """Each pair of measured variants next in the paper's order, for gFVD and PSNR, and for
+    the samples' domain FVD, persistence, acceleration and class accuracy in gFVD's order
+    (where measured). A variant with no result yet is passed over, so a partial study
+    compares the rows it has."""
     claims = []
-    for key, paper_key in (("gfvd", "gfvd"), ("recon_psnr", "psnr")):
-        ranked = [v.name for v in spec.variants if paper_key in spec.report.paper.get(v.name, {})]
+    for key, paper_key in ORDERED_BY.items():
+        ranked = [v.name for v in spec.variants
+                  if paper_key in spec.report.paper.get(v.name, {}) and results[v.name]]
         lower = METRICS[key][1]
+        precision = ".3g" if key in ("gen_persistence", "gen_acceleration") else ".2f"
         for a, b in zip(ranked, ranked[1:]):
             pa, pb = spec.report.paper[a][paper_key], spec.report.paper[b][paper_key]
             if pa == pb:
                 continue
-            worse, better = (a, b) if (pb < pa) == lower else (b, a)
+            worse, better = (a, b) if (pb < pa) == (paper_key == "gfvd") else (b, a)
             va = [r.get(key) for r in results[worse]]
             vb = [r.get(key) for r in results[better]]
+            if key in OPTIONAL and (mean_std(va)[0] is None or mean_std(vb)[0] is None):
+                continue
             claims.append({
-                "claim": f"{METRICS[key][0]}: {better} better than {worse} (paper: "
+                "claim": f"{METRICS[key][0]}: {better} better than {worse} (paper "
+                         f"{'gFVD' if paper_key == 'gfvd' else 'PSNR'}: "
                          f"{spec.report.paper[better][paper_key]} vs "
                          f"{spec.report.paper[worse][paper_key]})",
                 "verdict": compare(va, vb, lower),
-                "measured": f"{cell(results[better], key)} vs {cell(results[worse], key)}",
+                "measured": f"{cell(results[better], key, precision)} vs "
+                            f"{cell(results[worse], key, precision)}",
             })
     return claims
 
