@@ -41,15 +41,17 @@ METRICS = {  # key -> (column title, lower is better)
     "ltd_adjacent_median": ("LTD_1 median", True),
     # what the samples' motion says about the same order (eval.coherence, the domain network)
     "gen_domain_fvd": ("domain gFVD", True),
+    # the generator's distance beyond its own decoder's (derived: :func:`with_ratios`)
+    "gfvd_over_vae_fvd": ("gFVD / VAE recon FVD", True),
     "gen_persistence": ("sample persistence", False),
     "gen_acceleration": ("sample acceleration", True),  # every VAE's samples are above real
     "class_accuracy": ("sample class accuracy", False),
 }
 # result key -> the paper's number that orders the variants for it; the generation keys past
 # gFVD are optional (a study measured before them has no such claims)
-ORDERED_BY = {"gfvd": "gfvd", "recon_psnr": "psnr", "gen_domain_fvd": "gfvd",
-              "gen_persistence": "gfvd", "gen_acceleration": "gfvd", "class_accuracy": "gfvd"}
-OPTIONAL = {"gen_domain_fvd", "gen_persistence", "gen_acceleration", "class_accuracy"}
+OPTIONAL = ("gfvd_over_vae_fvd", "gen_domain_fvd", "gen_persistence", "gen_acceleration",
+            "class_accuracy")
+ORDERED_BY = {"gfvd": "gfvd", "recon_psnr": "psnr", **{key: "gfvd" for key in OPTIONAL}}
 PROBES = {  # result key -> (column title, lower is better, paper Table 3 w/o PR -> w/ PR)
     "probe_flow_epe": ("flow EPE", True, "5.92 -> 5.18"),
     "probe_next_mse": ("next-frame MSE", True, "0.0314 -> 0.0289"),
@@ -84,7 +86,17 @@ def collect(spec: StudySpec) -> tuple[dict[str, list[dict]], list[str]]:
             stale.append(f"{variant.name}, seed {seed}")
             continue
         out[variant.name].append(result)
-    return out, stale
+    return {name: [with_ratios(r) for r in rs] for name, rs in out.items()}, stale
+
+
+def with_ratios(result: dict) -> dict:
+    """``result`` with ``gfvd_over_vae_fvd`` (gFVD over its VAE's reconstruction FVD on the
+    same protocol) where both were measured: how far the generator sits beyond the ceiling
+    its decoder sets, so that a better decoder alone does not win the gFVD claim."""
+    gfvd, vae = result.get("gfvd"), result.get("vae_fvd")
+    if gfvd is None or not vae:
+        return result
+    return {**result, "gfvd_over_vae_fvd": float(gfvd) / float(vae)}
 
 
 def mean_std(values: list[float | None]) -> tuple[float | None, float | None, int]:
@@ -126,14 +138,14 @@ def ceiling_table(spec: StudySpec, results: dict[str, list[dict]]) -> str:
     does not have (a study measured before these steps) show as ``-``."""
     measured = [r for rs in results.values() for r in rs]
     domain = any("gen_domain_fvd" in r or "vae_domain_fvd" in r for r in measured)
-    headers = ["variant", "gFVD", "real-real floor", "VAE recon FVD"]
+    headers = ["variant", "gFVD", "real-real floor", "VAE recon FVD", "gFVD / VAE"]
     headers += ["domain FVD gen / VAE", "domain floor", "class acc."] if domain else []
     headers += [f"{k} gen / VAE / real" for k in CEILING] + ["n"]
     rows = []
     for variant in spec.variants:
         rs = results[variant.name]
         row = [variant.name, cell(rs, "gfvd", ".1f"), _floor_cell(rs, "gfvd_floor"),
-               cell(rs, "vae_fvd", ".1f")]
+               cell(rs, "vae_fvd", ".1f"), cell(rs, "gfvd_over_vae_fvd", ".2f")]
         if domain:
             row += [f"{cell(rs, 'gen_domain_fvd', '.1f')} / {cell(rs, 'vae_domain_fvd', '.1f')}",
                     _floor_cell(rs, "domain_floor"), cell(rs, "class_accuracy", ".2f")]
@@ -211,6 +223,7 @@ def order_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
                   if paper_key in spec.report.paper.get(v.name, {}) and results[v.name]]
         lower = METRICS[key][1]
         precision = ".3g" if key in ("gen_persistence", "gen_acceleration") else ".2f"
+        precision = ".1f" if key in ("gfvd", "gen_domain_fvd") else precision
         for a, b in zip(ranked, ranked[1:]):
             pa, pb = spec.report.paper[a][paper_key], spec.report.paper[b][paper_key]
             if pa == pb:
