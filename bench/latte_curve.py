@@ -121,35 +121,58 @@ def write_grids(spec, result: dict, out: Path, clips: int = 8) -> list[Path]:
     return [save_grid(real, out / "real.png"), save_grid(recon.clamp(-1, 1), out / "vae.png")]
 
 
+def stack(paths: list[Path], labels: list[str], out: Path, gap: int = 6) -> Path:
+    """The grids side by side, each under its label, as one PNG."""
+    from PIL import Image, ImageDraw
+
+    images = [Image.open(p).convert("RGB") for p in paths]
+    band = 14
+    width = sum(im.width for im in images) + gap * (len(images) - 1)
+    canvas = Image.new("RGB", (width, max(im.height for im in images) + band), "white")
+    x = 0
+    for image, label in zip(images, labels):
+        ImageDraw.Draw(canvas).text((x + 2, 1), label, fill="black")
+        canvas.paste(image, (x, band))
+        x += image.width + gap
+    canvas.save(out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", default=STUDY)
     parser.add_argument("--run", action="store_true", help="run (or resume) the study first")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latte_curve.json"))
     parser.add_argument("--grids", type=Path, help="write real / VAE / samples grids here")
+    parser.add_argument("--seed", type=int, help="the seed whose pairs to read (default: the "
+                        "study's first)")
     args = parser.parse_args()
     from pvvae.study.pipeline import pair_dir, run_study
     from pvvae.study.spec import load_study, select
 
     spec = load_study(args.study)
+    seed = spec.seeds[0] if args.seed is None else args.seed
     if args.run:
         run_study(spec, select(spec, None, None))
     rows = []
     for variant in spec.variants:
-        path = pair_dir(spec, variant, spec.seeds[0]) / "result.json"
+        path = pair_dir(spec, variant, seed) / "result.json"
         if path.is_file():
             rows.append(row(json.loads(path.read_text()), Path(spec.root)))
     print(markdown(rows))
     if args.grids and rows:
         import shutil
 
-        first = json.loads((pair_dir(spec, spec.variants[0], spec.seeds[0])
+        first = json.loads((pair_dir(spec, spec.variants[0], seed)
                             / "result.json").read_text())
         paths = write_grids(spec, first, args.grids)
+        labels = ["real clips", f"{spec.variants[0].name} VAE"]
         for r in rows:
-            name = r["variant"].replace(",", "").replace(" ", "_")
+            name = r["variant"].replace(",", "").replace("+ ", "").replace(" ", "_")
             paths.append(Path(shutil.copy(r["samples"], args.grids / f"samples_{name}.png")))
-        print("grids:", " ".join(str(p) for p in paths))
+            labels.append(f"{r['variant']} Latte")
+        stacked = stack(paths, labels, args.grids / "grids.png")
+        print("grids:", " ".join(str(p) for p in [*paths, stacked]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"study": args.study, "rows": rows}, indent=2))
     print(f"wrote {args.out} ({len(rows)} of {len(spec.variants)} rows measured)")
