@@ -18,12 +18,15 @@ from typing import Any
 NOT_AVAILABLE = "n/a"
 
 
-def write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON, atomically. Returns the path."""
+def write_json(path: str | Path, data: Any, allow_nan: bool = False) -> Path:
+    """Write ``data`` as indented JSON through a temporary file and ``os.replace``: never half
+    written. NaN is refused unless ``allow_nan`` (a study record keeps a NaN metric as NaN).
+    Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False, default=_json_default) + "\n")
+    text = json.dumps(data, indent=2, allow_nan=allow_nan, default=_json_default)
+    tmp.write_text(text + "\n")
     os.replace(tmp, path)
     return path
 

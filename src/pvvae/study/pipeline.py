@@ -42,7 +42,7 @@ import json
 import logging
 from pathlib import Path
 
-from pvvae.eval.report import slugify
+from pvvae.eval.report import slugify, write_json
 from pvvae.study.gen_steps import (
     build_cache,
     ceiling_result,
@@ -56,7 +56,7 @@ from pvvae.study.gen_steps import (
 )
 from pvvae.study.runner import LATER_FIELDS, Runner  # noqa: F401 (LATER_FIELDS: docs/studies.md)
 from pvvae.study.spec import StudySpec, Variant
-from pvvae.study.store import step_seconds, write_json_atomic
+from pvvae.study.store import step_seconds
 from pvvae.study.vae_steps import measure_latents, measure_recon, train_vae
 
 logger = logging.getLogger(__name__)
@@ -127,10 +127,10 @@ def run_pair(runner: Runner, spec: StudySpec, variant: Variant, seed: int) -> di
     }
     folder = pair_dir(spec, variant, seed)
     folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(folder / "result.json", result)
+    write_json(folder / "result.json", result, allow_nan=True)
     if (path := archive_path(spec, variant, seed)) is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, result)
+        write_json(path, result, allow_nan=True)
     return result
 
 

@@ -23,13 +23,14 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pvvae.eval.report import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +84,6 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and ``os.replace``: never half written."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
-
-
 def run_step(step: Step, fn: Callable[[Path], dict], inputs: Any = None) -> dict:
     """Run ``fn(folder)`` unless the step is complete; returns its result dict.
 
@@ -110,7 +104,7 @@ def run_step(step: Step, fn: Callable[[Path], dict], inputs: Any = None) -> dict
         result = fn(step.folder)
         seconds = time.perf_counter() - start
         record = {"kind": step.kind, "inputs": inputs, "seconds": seconds, "result": result}
-        write_json_atomic(step.folder / DONE, record)
+        write_json(step.folder / DONE, record, allow_nan=True)
         lock.unlink(missing_ok=True)  # waiters hold it open; they find the step complete
         logger.info("step %s: done in %.0f s", step.id, seconds)
     return result
