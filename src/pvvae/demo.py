@@ -38,14 +38,10 @@ from pvvae.config import apply_overrides, from_dict, to_dict
 from pvvae.data.samples import sample_video_path
 from pvvae.data.synthetic import SyntheticVideoDataset
 from pvvae.data.video_io import from_model_range, write_video
+from pvvae.eval.adapters import PVVAEAdapter
 from pvvae.eval.metrics.psnr_ssim import video_psnr, video_ssim
-from pvvae.eval.motion import (
-    blurred_copy_last_psnr,
-    copy_last,
-    object_errors,
-    observed_frames,
-    slice_objects,
-)
+from pvvae.eval.motion import object_errors, slice_objects
+from pvvae.eval.prediction import prediction_test
 from pvvae.model.autoencoder import PVVAE
 from pvvae.training.config import ExperimentConfig
 
@@ -75,16 +71,26 @@ def reconstruct(vae: PVVAE, x: torch.Tensor, batch: int = 4) -> torch.Tensor:
     return torch.cat([vae(xb).sample for xb in x.split(batch)])
 
 
-@torch.no_grad()
-def predict_half(vae: PVVAE, x: torch.Tensor, batch: int = 4) -> tuple[torch.Tensor, int]:
-    """Observe the first 1 + 4 * floor((G - 1) / 2) frames, predict the rest (paper Figure 6).
+def predict_half(
+    vae: PVVAE, x: torch.Tensor, objects: list[dict]
+) -> tuple[dict, torch.Tensor]:
+    """The prediction test of ``pvvae eval latents`` (paper Figure 6) on clips x (N, 3, T, H, W):
+    observe the first 1 + 4 * floor((G - 1) / 2) frames, predict the rest.
 
-    Returns the full output (N, 3, T, H, W) and the number of observed frames.
+    Returns the demo's prediction metrics (PSNR of the prediction, copy-last and the best
+    blurred copy-last; shape errors of the prediction and of copy-last) and the full output.
     """
-    observed = observed_frames(x.shape[2], vae.temporal_compression)
-    future = x.shape[2] - observed
-    out = torch.cat([vae.predict(xb[:, :, :observed], future) for xb in x.split(batch)])
-    return out, observed
+    adapter = PVVAEAdapter(vae, source="demo", device=next(vae.parameters()).device)
+    summary, out = prediction_test(adapter, x, objects)
+    metrics = {"pred_psnr": summary["psnr"], "copy_last_psnr": summary["baseline_psnr"],
+               "copy_last_blur_psnr": summary["blur_baseline_psnr"],
+               "copy_last_blur_sigma": summary["blur_baseline_sigma"],
+               "pred_observed_frames": summary["observed_frames"]}
+    for who in ("pred", "copy_last"):
+        metrics |= {f"{who}_object_{name}": summary[f"{who}_object_{key}"]
+                    for name, key in (("error", "position"), ("iou", "iou"),
+                                      ("missed", "missed"))}
+    return metrics, out
 
 
 def temporal_mean_floor(x: torch.Tensor) -> torch.Tensor:
@@ -111,17 +117,15 @@ def evaluate(
     ``baseline``: the model trained with r = 0 on the same budget; its metrics carry the
     suffix ``_baseline`` (None: not measured). Prediction baselines: copy-last (the last
     observed frame on every predicted frame: shapes standing still) and the best blurred
-    copy-last (:func:`pvvae.eval.motion.blurred_copy_last_psnr`).
+    copy-last (:func:`pvvae.eval.prediction.prediction_test`).
     """
     device = next(vae.parameters()).device
     synth, objects = heldout_clips(num_clips, num_frames, size, seed)
     synth = synth.to(device)
     real = real_clips(num_frames, size).to(device)
     rec_synth, rec_real = reconstruct(vae, synth), reconstruct(vae, real)
-    pred, observed = predict_half(vae, synth)
-    target = synth[:, :, observed:]
-    still = copy_last(synth, observed)
-    blurred = blurred_copy_last_psnr(synth, observed)
+    prediction, pred = predict_half(vae, synth, objects)
+    observed = prediction["pred_observed_frames"]
     metrics = {
         "recon_psnr_synthetic": video_psnr(rec_synth, synth).mean().item(),
         "recon_ssim_synthetic": video_ssim(rec_synth, synth).mean().item(),
@@ -130,29 +134,22 @@ def evaluate(
         "recon_psnr_real": video_psnr(rec_real, real).mean().item(),
         "recon_ssim_real": video_ssim(rec_real, real).mean().item(),
         "floor_temporal_mean_psnr_real": temporal_mean_floor(real).mean().item(),
-        "pred_psnr": video_psnr(pred[:, :, observed:], target).mean().item(),
-        **motion_metrics("pred", pred[:, :, observed:], objects, observed),
-        "copy_last_psnr": video_psnr(still, target).mean().item(),
-        "copy_last_blur_psnr": blurred["psnr"],
-        "copy_last_blur_sigma": blurred["sigma"],
-        **motion_metrics("copy_last", still, objects, observed),
+        **prediction,
         "pred_psnr_baseline": None,
         "pred_object_error_baseline": None,
         "recon_psnr_synthetic_baseline": None,
         "recon_object_iou_baseline": None,
-        "pred_observed_frames": observed,
         "num_frames": num_frames,
         "num_heldout_clips": num_clips,
         "real_clips": list(REAL_CLIPS),
     }
     figures = {"gt": synth[0], "recon": rec_synth[0], "pred": pred[0], "observed": observed}
     if baseline is not None:
-        pred_base, _ = predict_half(baseline, synth)
+        base_pred, pred_base = predict_half(baseline, synth, objects)
         rec_base = reconstruct(baseline, synth)
-        base_pred = motion_metrics("pred", pred_base[:, :, observed:], objects, observed)
         base_rec = motion_metrics("recon", rec_base, objects)
         metrics.update({
-            "pred_psnr_baseline": video_psnr(pred_base[:, :, observed:], target).mean().item(),
+            "pred_psnr_baseline": base_pred["pred_psnr"],
             "pred_object_error_baseline": base_pred["pred_object_error"],
             "recon_psnr_synthetic_baseline": video_psnr(rec_base, synth).mean().item(),
             "recon_object_iou_baseline": base_rec["recon_object_iou"],

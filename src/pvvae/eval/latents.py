@@ -69,12 +69,7 @@ from pvvae.eval.clips import (
 from pvvae.eval.latent_math import ChannelStats, latent_temporal_distance
 from pvvae.eval.latents_figures import ltd_figures, pca_figure, prediction_figures
 from pvvae.eval.latents_report import report_text, write_latents_report
-from pvvae.eval.prediction import (
-    object_scores,
-    prediction_scores,
-    prediction_split,
-    prediction_summary,
-)
+from pvvae.eval.prediction import add_prediction, prediction_split, prediction_summary
 from pvvae.eval.report import write_json
 from pvvae.eval.vae_adapter import VAEAdapter
 
@@ -145,13 +140,8 @@ def _process_batch(
     if n_obs is None or taken >= config.pred_clips:
         return
     count = min(config.pred_clips - taken, len(indices))
-    scores, out = prediction_scores(adapter, x[:count], n_obs)
-    for key, value in scores.items():
-        acc.pred.setdefault(key, []).extend(value)
-    if objects is not None:
-        shapes = [objects(i) for i in indices[:count]]
-        for key, value in object_scores(x[:count], out[:count], n_obs, shapes).items():
-            acc.motion.setdefault(key, []).extend(value)
+    shapes = None if objects is None else [objects(i) for i in indices[:count]]
+    out = add_prediction(adapter, x[:count], n_obs, acc.pred, acc.motion, shapes)
     for j in range(min(count, config.grid_clips - len(acc.grid))):
         acc.grid.append((indices[j], x[j].cpu(), out[j].cpu()))
 

@@ -22,7 +22,7 @@ from pvvae.eval.motion import (
     observed_frames,
     slice_objects,
 )
-from pvvae.eval.vae_adapter import VAEAdapter
+from pvvae.eval.vae_adapter import PredictionNotSupported, VAEAdapter
 
 
 def prediction_split(
@@ -96,6 +96,43 @@ def object_scores(
         for name in ("position", "iou", "missed"):
             errors[f"{key}_object_{name}"] = [p[name] for p in parts]
     return errors
+
+
+def add_prediction(
+    adapter: VAEAdapter, x: torch.Tensor, n_obs: int, pred: dict[str, list],
+    motion: dict[str, list], shapes: list[dict] | None = None,
+) -> torch.Tensor:
+    """Predict and score one batch x (B, 3, T, H, W), extending the per-clip lists of ``pred``
+    (:func:`prediction_scores`) and, given the clips' ``shapes``, of ``motion``
+    (:func:`object_scores`) in place. Returns the output clips (B, 3, T, H, W)."""
+    scores, out = prediction_scores(adapter, x, n_obs)
+    for key, value in scores.items():
+        pred.setdefault(key, []).extend(value)
+    if shapes is not None:
+        for key, value in object_scores(x, out, n_obs, shapes).items():
+            motion.setdefault(key, []).extend(value)
+    return out
+
+
+def prediction_test(
+    adapter: VAEAdapter, x: torch.Tensor, objects: list[dict] | None = None, batch: int = 4
+) -> tuple[dict, torch.Tensor]:
+    """The whole prediction test on clips x (N, 3, T, H, W) held in memory (paper Figure 6).
+
+    ``objects``: the clips' shapes (synthetic data) for the shape errors, or None.
+    Returns :func:`prediction_summary` and the output clips (N, 3, T, H, W). Raises
+    :class:`~pvvae.eval.vae_adapter.PredictionNotSupported` with the reason when the test
+    cannot run.
+    """
+    n_obs, skipped = prediction_split(adapter, x.shape[2], len(x))
+    if n_obs is None:
+        raise PredictionNotSupported(skipped)
+    pred: dict[str, list] = {}
+    motion: dict[str, list] = {}
+    outs = [add_prediction(adapter, xb, n_obs, pred, motion,
+                           None if objects is None else objects[i:i + batch])
+            for i, xb in zip(range(0, len(x), batch), x.split(batch))]
+    return prediction_summary(pred, n_obs, x.shape[2], motion), torch.cat(outs)
 
 
 def prediction_summary(
