@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from pvvae.study.pipeline import pair_dir, plan_study
-from pvvae.study.report import collect, compare, correlation, mean_std, write_report
+from pvvae.study.report import (
+    collect,
+    compare,
+    correlation,
+    gain_text,
+    mean_std,
+    relative_gain,
+    write_report,
+)
 from pvvae.study.spec import StudySpec, Variant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,3 +167,18 @@ def test_claims_pass_over_unmeasured_rows_and_add_the_samples_motion(tmp_path, m
     assert "| sample persistence: b better than a (paper gFVD: 150.0 vs 200.0) | " \
         "**reproduced** |" in text
     assert "better than m" not in text and "domain gFVD" not in text
+    # gFVD 305 -> 325: a 6.6% loss with its interval, the paper's 25% gain outside it
+    assert "| -6.6% [-16.5, +3.4]; paper +25.0% (outside) |" in text
+
+
+def test_relative_gain_is_welch_interval_over_the_worse_mean():
+    """[10, 12] -> [8, 10], lower better: 2 / 11 = 18.2%, Welch's t with 2 degrees of freedom
+    (t = 4.303) on a standard error of sqrt(2): 18.2 +- 55.3%."""
+    gain = relative_gain([10.0, 12.0], [8.0, 10.0], lower_better=True)
+    assert gain["gain"] == pytest.approx(200 / 11)
+    assert gain["low"] == pytest.approx((2 - 4.30265 * 2 ** 0.5) * 100 / 11, rel=1e-4)
+    assert relative_gain([10.0, 12.0], [8.0, 10.0], lower_better=False)["gain"] == pytest.approx(
+        -200 / 11)
+    assert relative_gain([10.0], [8.0, 10.0], lower_better=True) is None
+    assert gain_text(gain, 14.0) == "+18.2% [-37.1, +73.5]; paper +14.0% (inside)"
+    assert gain_text(None) == "-"

@@ -212,6 +212,35 @@ def compare(a: list[float], b: list[float], lower_better: bool) -> str:
     return "inconclusive"
 
 
+def relative_gain(worse: list, better: list, lower_better: bool) -> dict | None:
+    """How much ``better`` improves on ``worse``, in percent of ``worse``'s mean, with a 95%
+    interval (Welch's t on the difference of means, over ``worse``'s mean taken as exact);
+    None with fewer than 2 values on a side. Positive: the paper's direction."""
+    from scipy import stats
+
+    (ma, sa, na), (mb, sb, nb) = mean_std(worse), mean_std(better)
+    if sa is None or sb is None or not ma:
+        return None
+    va, vb = sa * sa / na, sb * sb / nb
+    se = math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va * va / (na - 1) + vb * vb / (nb - 1)) if se else na + nb - 2
+    half = float(stats.t.ppf(0.975, dof)) * se
+    diff = (ma - mb) if lower_better else (mb - ma)
+    scale = 100.0 / abs(ma)
+    return {"gain": diff * scale, "low": (diff - half) * scale, "high": (diff + half) * scale}
+
+
+def gain_text(gain: dict | None, paper: float | None = None) -> str:
+    """``-7.9% [-11.6, -4.2]`` and, beside the paper's gain, whether the interval excludes it."""
+    if gain is None:
+        return "-"
+    text = f"{gain['gain']:+.1f}% [{gain['low']:+.1f}, {gain['high']:+.1f}]"
+    if paper is None:
+        return text
+    inside = gain["low"] <= paper <= gain["high"]
+    return f"{text}; paper {paper:+.1f}% ({'inside' if inside else 'outside'})"
+
+
 def order_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
     """Each pair of measured variants next in the paper's order, for gFVD and PSNR, and for
     the samples' domain FVD, persistence, acceleration and class accuracy in gFVD's order
@@ -233,7 +262,13 @@ def order_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
             vb = [r.get(key) for r in results[better]]
             if key in OPTIONAL and (mean_std(va)[0] is None or mean_std(vb)[0] is None):
                 continue
+            paper = None
+            if key == "gfvd" or (key == "recon_psnr" and paper_key == "psnr"):
+                pw, pb_ = spec.report.paper[worse][paper_key], spec.report.paper[better][paper_key]
+                paper = 100.0 * ((pw - pb_) if lower else (pb_ - pw)) / abs(pw)
+            gain = relative_gain(va, vb, lower)
             claims.append({
+                "gain": gain, "paper_gain": paper, "gain_text": gain_text(gain, paper),
                 "claim": f"{METRICS[key][0]}: {better} better than {worse} (paper "
                          f"{'gFVD' if paper_key == 'gfvd' else 'PSNR'}: "
                          f"{spec.report.paper[better][paper_key]} vs "
@@ -246,14 +281,15 @@ def order_claims(spec: StudySpec, results: dict[str, list[dict]]) -> list[dict]:
 
 
 def correlation(results: dict[str, list[dict]]) -> dict | None:
-    """Pearson r (and p) of prediction PSNR against gFVD over every measured pair."""
+    """Pearson r (and p) of prediction PSNR against gFVD over every measured pair (None with
+    fewer than 3 pairs, or where either is constant)."""
     from scipy import stats
 
     points = [(r["pred_psnr"], r["gfvd"]) for rs in results.values() for r in rs
               if r.get("pred_psnr") is not None and r.get("gfvd") is not None]
-    if len(points) < 3:
+    x, y = np.array(points).T if points else (np.zeros(0), np.zeros(0))
+    if len(points) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:  # r undefined
         return None
-    x, y = np.array(points).T
     r, p = stats.pearsonr(x, y)
     slope, intercept = np.polyfit(x, y, 1)
     verdict = "reproduced" if r < 0 and p < 0.05 else (
@@ -431,8 +467,12 @@ def write_report(spec: StudySpec, out: str | Path | None = None) -> Path:
         lines += ["gFVD slope per decade of " + (spec.report.x_label or "x") + ": "
                   + "; ".join(f"{g}: {s['slope_per_decade']:+.1f} (n = {s['n']})"
                               for g, s in slopes.items()), ""]
-    lines += ["| claim | verdict | measured |", "|---|---|---|"]
-    lines += [f"| {c['claim']} | **{c['verdict']}** | {c['measured']} |" for c in claims]
+    lines += ["Gain: how much the row the paper ranks better improves on the other, in percent "
+              "of the other's mean, with a 95% interval over seeds (Welch's t); beside it the "
+              "paper's gain and whether the interval excludes it.", ""]
+    lines += ["| claim | verdict | measured | gain [95% interval] |", "|---|---|---|---|"]
+    lines += [f"| {c['claim']} | **{c['verdict']}** | {c['measured']} | "
+              f"{c.get('gain_text', '-')} |" for c in claims]
     lines += ["", *[f"![{f}]({f})" for f in figures], ""]
     (out / "report.md").write_text("\n".join(lines))
     summary = {"study": spec.name, "claims": claims, "correlation": corr, "slopes": slopes,
