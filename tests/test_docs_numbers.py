@@ -80,6 +80,8 @@ QUOTES = (
     Quote("docs/replication.md", "excludes the paper's +{}%;", RERUN, ("claims/0/paper_gain",)),
     Quote("docs/replication.md", "against each decoder's own FVD the change is\n{}% [{}, +{}]",
           RERUN, ("claims/2/gain/gain", "claims/2/gain/low", "claims/2/gain/high")),
+    Quote("docs/replication.md", "floor is the rerun's, on the same protocol: {} +- {}.", RERUN,
+          ("mean:results/baseline/*/gfvd_floor", "mean:results/baseline/*/gfvd_floor_std")),
     Quote("docs/replication.md", "(real-real floor {} +- {}, domain floor {}.)", RERUN,
           ("mean:results/baseline/*/gfvd_floor", "mean:results/baseline/*/gfvd_floor_std",
            "mean:results/baseline/*/domain_floor")),
