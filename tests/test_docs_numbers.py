@@ -51,6 +51,7 @@ FIG5A = "docs/replication/fig5a/summary.json"
 FIG5B = "docs/replication/fig5b/summary.json"
 RERUN = "docs/replication/table4_rerun/summary.json"
 CURVE = "docs/replication/latte_curve/curve.json"  # rows in the order the study measured them
+GUIDANCE = "docs/replication/latte_guidance/curve.json"  # rows by guidance weight
 BASE, PR, DEC = "results/baseline/*/", "results/+ predictive reconstruction/*/", (
     "results/+ decoder fine-tuning/*/")
 
@@ -198,6 +199,13 @@ QUOTES = (
                                             "class_accuracy")))
       for i, label in ((3, "1,000 steps"), (0, "2,000 steps (the study's recipe)"),
                        (1, "4,000 steps"), (2, "lr 1e-3, 2,000 steps"))),
+    *(Quote("docs/replication.md", f"| {label} | " + "{} | " * 7, GUIDANCE,
+            tuple(f"rows/{i}/{k}" for k in ("gfvd", "gfvd_over_vae_fvd", "gen_domain_fvd",
+                                            "gen_acceleration", "gen_persistence",
+                                            "gen_foreground", "class_accuracy")))
+      for i, label in enumerate(("1 (no guidance)", "2", "4", "6", "8"))),
+    Quote("docs/replication.md", "the VAE's reconstructions FVD {}, domain FVD\n{};",
+          GUIDANCE, ("rows/0/vae_fvd", "rows/0/vae_domain_fvd")),
     Quote("docs/replication.md",
           "| + motion-aware objective (0) | 23.28 | {} | {} | {} | {} | {} |", CURVE,
           tuple(f"rows/0/{k}" for k in ("vae_fvd", "vae_domain_fvd", "vae_acceleration",

@@ -76,3 +76,16 @@ def test_every_shipped_study_file_loads(name, monkeypatch):
         assert path is None or Path(path).is_file(), path
     assert Path(spec.latte).is_file()
     assert set(spec.report.paper) <= {v.name for v in spec.variants}
+
+
+def test_the_guided_table4_shares_every_step_but_generate(monkeypatch):
+    from pvvae.study.pipeline import plan_study
+
+    monkeypatch.chdir(STUDIES.parents[1])
+    plain, guided = (load_study(STUDIES / f"{n}.yaml") for n in ("table4", "table4_guided"))
+    assert guided.measure.guidance > 1 and guided.archive != plain.archive
+    for a, b in zip(plan_study(plain, select(plain, None, None)),
+                    plan_study(guided, select(guided, None, None)), strict=True):
+        steps_a, steps_b = dict(a["steps"]), dict(b["steps"])
+        differ = {s.split("-")[0] for s in set(steps_a) ^ set(steps_b)}
+        assert differ == {"generate"}
