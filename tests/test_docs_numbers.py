@@ -71,6 +71,11 @@ def _rerun_row(variant: str, source: str = RERUN, label: str = "",
                      f"mean:{row}{m}" for m in means))
 
 
+def _gain(claim: int) -> tuple[str, ...]:
+    """A claim's gain and the ends of its 95% interval (``claims/<i>/gain``)."""
+    return tuple(f"claims/{claim}/gain/{k}" for k in ("gain", "low", "high"))
+
+
 def _per_seed(prefix: str, *metrics: str) -> tuple[str, ...]:
     """mean and std over the seeds of each metric, in that order."""
     return tuple(f"{kind}:{prefix}{m}" for m in metrics for kind in ("mean", "std"))
@@ -83,27 +88,24 @@ QUOTES = (
     *(_rerun_row(v, GUIDED, f"{v}, w = 6", ("gen_foreground", "class_accuracy"))
       for v in ("baseline", "+ motion-aware objective")),
     Quote("docs/replication.md", "the full objective changes it by\n{}% [{}, {}] (paper +{}%)",
-          GUIDED, ("claims/0/gain/gain", "claims/0/gain/low", "claims/0/gain/high",
+          GUIDED, (*_gain(0),
                    "claims/0/paper_gain")),
     Quote("docs/replication.md", "gFVD over the VAE's own FVD: {}% [{}, +{}]", GUIDED,
-          ("claims/2/gain/gain", "claims/2/gain/low", "claims/2/gain/high")),
+          _gain(2)),
     Quote("docs/replication.md", "sample acceleration: reproduced, +{}% [+{}, +{}]", GUIDED,
-          ("claims/5/gain/gain", "claims/5/gain/low", "claims/5/gain/high")),
+          _gain(5)),
     Quote("docs/replication.md", "the full objective changes gFVD by {}% [{}, {}], where the "
-          "paper gains\n+{}%.", RERUN, ("claims/0/gain/gain", "claims/0/gain/low",
-                                         "claims/0/gain/high", "claims/0/paper_gain")),
+          "paper gains\n+{}%.", RERUN, (*_gain(0), "claims/0/paper_gain")),
     Quote("docs/replication.md", "{} vs {}, a change of\n{}% [{}, +{}].", RERUN,
           ("mean:results/+ motion-aware objective/*/gfvd_over_vae_fvd",
-           "mean:results/baseline/*/gfvd_over_vae_fvd", "claims/2/gain/gain",
-           "claims/2/gain/low", "claims/2/gain/high")),
+           "mean:results/baseline/*/gfvd_over_vae_fvd", *_gain(2))),
     Quote("docs/replication.md", "(PSNR {} vs {}; reconstruction FVD {} vs {})", RERUN,
           ("mean:results/baseline/*/recon_psnr",
            "mean:results/+ motion-aware objective/*/recon_psnr",
            "mean:results/baseline/*/vae_fvd", "mean:results/+ motion-aware objective/*/vae_fvd")),
     Quote("docs/replication.md", "({} against {}, +{}% [+{}, +{}])", RERUN,
           ("mean:results/+ motion-aware objective/*/gen_acceleration",
-           "mean:results/baseline/*/gen_acceleration", "claims/5/gain/gain",
-           "claims/5/gain/low", "claims/5/gain/high")),
+           "mean:results/baseline/*/gen_acceleration", *_gain(5))),
     Quote("docs/replication.md", "smoother too ({} vs {})", RERUN,
           ("mean:results/+ motion-aware objective/*/vae_acceleration",
            "mean:results/baseline/*/vae_acceleration")),
