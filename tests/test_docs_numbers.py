@@ -53,6 +53,7 @@ RERUN = "docs/replication/table4_rerun/summary.json"
 GUIDED = "docs/replication/table4_guided/summary.json"
 CURVE = "docs/replication/latte_curve/curve.json"  # rows in the order the study measured them
 GUIDANCE = "docs/replication/latte_guidance/curve.json"  # rows by guidance weight
+RECIPE = "docs/replication/latte_recipe/curve.json"  # rows in the study file's order
 BASE, PR, DEC = "results/baseline/*/", "results/+ predictive reconstruction/*/", (
     "results/+ decoder fine-tuning/*/")
 
@@ -219,6 +220,13 @@ QUOTES = (
                                             "gen_acceleration", "gen_persistence",
                                             "gen_foreground", "class_accuracy")))
       for i, label in enumerate(("1 (no guidance)", "2", "4", "6", "8"))),
+    *(Quote("docs/replication.md", f"| {label} | " + "{} | " * 8, RECIPE,
+            tuple(f"rows/{i}/{k}" for k in ("latte_seconds", "gfvd", "gfvd_over_vae_fvd",
+                                            "gen_domain_fvd", "gen_acceleration",
+                                            "gen_persistence", "gen_foreground",
+                                            "class_accuracy")))
+      for i, label in enumerate(("4,000 steps (the rerun's recipe)",
+                                 "logit-normal t, 4,000 steps", "8,000 steps"))),
     Quote("docs/replication.md", "the VAE's reconstructions FVD {}, domain FVD\n{};",
           GUIDANCE, ("rows/0/vae_fvd", "rows/0/vae_domain_fvd")),
     Quote("docs/replication.md",
