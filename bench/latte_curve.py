@@ -161,41 +161,43 @@ def guidance_pairs(study: str, variant: str, seed: int, scales: list[float]):
 
 def guidance_rows(args) -> tuple[list[dict], list[dict], object]:
     """The guidance curve's rows, their raw pair results and the last spec."""
-    from pvvae.study.pipeline import pair_dir, run_study
+    from pvvae.study.pipeline import run_study
 
     rows, results, spec = [], [], None
     for w, spec, variant in guidance_pairs(args.study, args.variant, args.seed, args.guidance):
         if args.run:
             run_study(spec, [(variant, args.seed)])
-        path = pair_dir(spec, variant, args.seed) / "result.json"
-        if path.is_file():
-            results.append(json.loads(path.read_text()))
-            rows.append({**row(results[-1], Path(spec.root)), "guidance": w,
+        if (result := read_pair(spec, variant, args.seed)) is not None:
+            results.append(result)
+            rows.append({**row(result, Path(spec.root)), "guidance": w,
                          "variant": f"{variant.name}, w = {w:g}"})
     return rows, results, spec
 
 
 def curve_rows(args) -> tuple[list[dict], list[dict], object]:
     """The study's rows (one per variant) at ``args.seed``, their raw results and the spec."""
-    from pvvae.study.pipeline import pair_dir, run_study
+    from pvvae.study.pipeline import run_study
     from pvvae.study.spec import load_study, select
 
     spec = load_study(args.study)
     if args.run:
         run_study(spec, select(spec, None, [args.seed]))
-    rows, results = [], []
-    for variant in spec.variants:
-        path = pair_dir(spec, variant, args.seed) / "result.json"
-        if path.is_file():
-            results.append(json.loads(path.read_text()))
-            rows.append(row(results[-1], Path(spec.root)))
-    return rows, results, spec
+    results = [r for v in spec.variants if (r := read_pair(spec, v, args.seed)) is not None]
+    return [row(r, Path(spec.root)) for r in results], results, spec
+
+
+def read_pair(spec, variant, seed: int) -> dict | None:
+    """A pair's ``result.json`` (None when it has not been measured)."""
+    from pvvae.study.pipeline import pair_dir
+
+    path = pair_dir(spec, variant, seed) / "result.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", default=STUDY)
-    parser.add_argument("--run", action="store_true", help="run (or resume) the study first")
+    parser.add_argument("--run", action="store_true", help="run (or resume) the pairs read first")
     parser.add_argument("--out", type=Path, default=Path("bench/results/latte_curve.json"))
     parser.add_argument("--grids", type=Path, help="write real / VAE / samples grids here")
     parser.add_argument("--seed", type=int, help="the seed whose pairs to read (default: the "

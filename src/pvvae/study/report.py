@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pvvae.eval.report import fmt, markdown_table
+from pvvae.eval.report import fmt, markdown_table, mean_std
 from pvvae.study.pipeline import archived, pair_dir, portable
+from pvvae.study.report_figures import correlation_figure, ltd_figures, scaling_figure
 from pvvae.study.spec import StudySpec, select
 
 METRICS = {  # key -> (column title, lower is better)
@@ -97,14 +98,6 @@ def with_ratios(result: dict) -> dict:
     if gfvd is None or not vae:
         return result
     return {**result, "gfvd_over_vae_fvd": float(gfvd) / float(vae)}
-
-
-def mean_std(values: list[float | None]) -> tuple[float | None, float | None, int]:
-    """Mean, sample std (None for one value) and count of the non-missing values."""
-    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not xs:
-        return None, None, 0
-    return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else None), len(xs)
 
 
 def cell(results: list[dict], key: str, spec: str = ".2f") -> str:
@@ -359,8 +352,6 @@ def write_report(spec: StudySpec, out: str | Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     results, stale = collect(spec)
     claims = order_claims(spec, results) + ltd_claims(spec, results) + probe_claims(spec, results)
-    from pvvae.study.report_figures import correlation_figure, ltd_figures, scaling_figure
-
     figures = ltd_figures(spec, results, out)
     corr = correlation(results)
     if corr is not None:

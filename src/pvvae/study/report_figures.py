@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pvvae.study.report import mean_std
+from pvvae.eval.report import mean_std
 from pvvae.study.spec import StudySpec
 
 
