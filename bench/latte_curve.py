@@ -13,13 +13,13 @@ within 3x of real, gFVD below 1.5x the VAE's reconstruction FVD.
     python bench/latte_curve.py --run                # run (or resume) the study first
     python bench/latte_curve.py --grids docs/replication/latte_curve   # + real / VAE grids
 
-With ``--guidance W [W ...]`` the curve is over the classifier-free guidance weight ``w`` of
-one trained Latte instead (``v = v_u + w (v_c - v_u)``; w = 1 is no guidance): each weight
-reruns only the pair's ``generate`` step, as the study ``<name>_w<W>`` with
-``measure.guidance=W``, every other step reused from the store::
+Any study whose rows share one VAE is such a curve: ``configs/studies/latte_recipe.yaml``
+(the Latte's recipe and width) and ``configs/studies/latte_guidance.yaml`` (the classifier-free
+guidance weight; its rows differ in ``measure.guidance`` only, so each reruns only its
+``generate`` step)::
 
-    python bench/latte_curve.py --study configs/studies/table4.yaml --variant baseline \
-        --seed 3 --guidance 1 2 4 6 8 --run --out bench/results/latte_guidance.json
+    python bench/latte_curve.py --study configs/studies/latte_guidance.yaml --seed 3 --run \
+        --out bench/results/latte_guidance.json
 
 Prints a Markdown table and writes ``bench/results/latte_curve.json``.
 """
@@ -51,7 +51,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def row(result: dict, root: Path) -> dict:
     """One curve point from a study pair's ``result.json``."""
     out = {
-        "variant": result["variant"], "group": result["group"], "latte_steps": result["x"],
+        "variant": result["variant"], "group": result["group"], "x": result["x"],
         "latte_parameters": latte_parameters(root, result["steps"]["latte"]),
         "latte_seconds": result["seconds"]["latte"],
         "generate_seconds": result["seconds"]["generate"],
@@ -146,40 +146,13 @@ def stack(paths: list[Path], labels: list[str], out: Path, gap: int = 6) -> Path
     return out
 
 
-def guidance_pairs(study: str, variant: str, seed: int, scales: list[float]):
-    """(weight, study spec with ``measure.guidance`` = weight, the variant) per weight: the
-    study renamed ``<name>_w<W>`` and without an archive, so its pairs never replace the
-    study's own results."""
-    from pvvae.study.spec import load_study
-
-    base = load_study(study)
-    for w in scales:
-        spec = load_study(study, [f"name={base.name}_w{w:g}", "archive=null",
-                                  f"measure.guidance={w}"])
-        yield w, spec, spec.variant(variant)
-
-
-def guidance_rows(args) -> tuple[list[dict], list[dict], object]:
-    """The guidance curve's rows, their raw pair results and the last spec."""
-    from pvvae.study.pipeline import run_study
-
-    rows, results, spec = [], [], None
-    for w, spec, variant in guidance_pairs(args.study, args.variant, args.seed, args.guidance):
-        if args.run:
-            run_study(spec, [(variant, args.seed)])
-        if (result := read_pair(spec, variant, args.seed)) is not None:
-            results.append(result)
-            rows.append({**row(result, Path(spec.root)), "guidance": w,
-                         "variant": f"{variant.name}, w = {w:g}"})
-    return rows, results, spec
-
-
 def curve_rows(args) -> tuple[list[dict], list[dict], object]:
     """The study's rows (one per variant) at ``args.seed``, their raw results and the spec."""
     from pvvae.study.pipeline import run_study
     from pvvae.study.spec import load_study, select
 
     spec = load_study(args.study)
+    args.seed = spec.seeds[0] if args.seed is None else args.seed
     if args.run:
         run_study(spec, select(spec, None, [args.seed]))
     results = [r for v in spec.variants if (r := read_pair(spec, v, args.seed)) is not None]
@@ -202,17 +175,8 @@ def main() -> None:
     parser.add_argument("--grids", type=Path, help="write real / VAE / samples grids here")
     parser.add_argument("--seed", type=int, help="the seed whose pairs to read (default: the "
                         "study's first)")
-    parser.add_argument("--guidance", type=float, nargs="+", metavar="W",
-                        help="a curve over these guidance weights of one pair (--variant)")
-    parser.add_argument("--variant", help="the pair's variant for --guidance (default: the "
-                        "study's first)")
     args = parser.parse_args()
-    from pvvae.study.spec import load_study
-
-    spec = load_study(args.study)
-    args.seed = spec.seeds[0] if args.seed is None else args.seed
-    args.variant = args.variant or spec.variants[0].name
-    rows, results, spec = (guidance_rows if args.guidance else curve_rows)(args)
+    rows, results, spec = curve_rows(args)
     print(markdown(rows))
     if args.grids and rows:
         import shutil
@@ -228,8 +192,7 @@ def main() -> None:
         stacked = stack(paths, labels, args.grids / "grids.png")
         print("grids:", " ".join(str(p) for p in [*paths, stacked]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"study": args.study, "guidance": args.guidance,
-                                    "rows": rows}, indent=2))
+    args.out.write_text(json.dumps({"study": args.study, "rows": rows}, indent=2))
     print(f"wrote {args.out} ({len(rows)} rows measured)")
 
 

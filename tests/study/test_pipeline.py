@@ -146,6 +146,27 @@ def test_latte_overrides_change_only_the_generator_steps(smoke):
     assert differ == ["generate", "latte", "probe"]
 
 
+def test_measure_overrides_of_a_variant_key_only_what_they_touch(smoke):
+    """A variant's ``measure`` overrides apply to its steps alone: more cached clips key new
+    cache, latte and generate steps (the VAE steps stay shared); guidance keys only the
+    generate step; an unknown field is a one-line error naming the variant."""
+    from dataclasses import replace
+
+    from pvvae.config import ConfigError
+
+    spec = smoke()
+    base = spec.variants[0]
+    more = replace(base, name="more clips", measure=["cache_clips=16"])
+    guided = replace(base, name="guided", measure=["guidance=4"])
+    a, b, c = (dict((s.split("-")[0], s) for s, _ in row["steps"])
+               for row in plan_study(spec, [(base, 0), (more, 0), (guided, 0)]))
+    assert sorted(k for k in a if a[k] != b[k]) == ["cache", "generate", "latte", "probe"]
+    assert sorted(k for k in a if a[k] != c[k]) == ["generate"]
+    assert spec.for_variant(more).measure.cache_clips == 16 and spec.measure.cache_clips != 16
+    with pytest.raises(ConfigError, match="variant 'typo' measure"):
+        spec.for_variant(replace(base, name="typo", measure=["cache_clip=16"]))
+
+
 def test_vae_only_stops_before_the_generator(smoke):
     spec = smoke("stages.overrides={video: [train.steps=2]}")
     results, ran = run_study(spec, select(spec, None, None)[:1], vae_only=True)

@@ -92,6 +92,7 @@ def archived(spec: StudySpec, variant: Variant, seed: int, step_ids: set[str]) -
 
 def run_pair(runner: Runner, spec: StudySpec, variant: Variant, seed: int) -> dict:
     """All steps of one (variant, seed); writes and returns its ``result.json`` content."""
+    spec = spec.for_variant(variant)
     stages = train_vae(runner, spec, variant, seed)
     model = list(stages.values())[-1]
     latents = measure_latents(runner, spec, model)

@@ -23,11 +23,11 @@ applies to every VAE stage); ``decoder: null`` (the default) stops after the vid
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pvvae.config import ConfigError, _parse_yaml, apply_overrides, from_dict
+from pvvae.config import ConfigError, _parse_yaml, apply_overrides, from_dict, to_dict
 
 REPORT_KINDS = ("table4", "generation", "correlation", "scaling")
 
@@ -41,6 +41,9 @@ class Variant:
         all: ``key=value`` overrides applied to every VAE stage (e.g. ``data.num_clips=64``).
         image, video, decoder: overrides of one stage; ``decoder: None`` skips stage 3.
         latte: overrides of the recipe's Latte config (a generator curve on one VAE).
+        measure: overrides of the study's :class:`Measure` for this row's steps (e.g.
+            ``cache_clips=4096``: the Latte trains on more clips; ``guidance=4``); the steps
+            they do not touch stay shared with the other rows.
         x: the value of this variant on the x axis of a scaling figure (Figure 5b).
         group: the curve of a scaling figure this variant belongs to (e.g. ``r = 1``).
     """
@@ -51,6 +54,7 @@ class Variant:
     video: list[str] = field(default_factory=list)
     decoder: list[str] | None = None
     latte: list[str] = field(default_factory=list)
+    measure: list[str] = field(default_factory=list)
     x: float | None = None
     group: str = ""
 
@@ -219,6 +223,13 @@ class StudySpec:
             first, last = self.variants[0].name, self.variants[-1].name
             return None if first == last else (first, last)
         return (pair[0], pair[1]) if pair else None
+
+    def for_variant(self, variant: Variant) -> StudySpec:
+        """This study as ``variant``'s steps see it: its ``measure`` overrides applied."""
+        if not variant.measure:
+            return self
+        data = apply_overrides(to_dict(self.measure), variant.measure)
+        return replace(self, measure=from_dict(Measure, data, f"variant {variant.name!r} measure"))
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
