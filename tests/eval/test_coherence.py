@@ -185,3 +185,30 @@ def test_run_evaluation_draws_twice_the_real_clips_for_the_floor(real, tmp_path,
     assert (m.num_fake, m.num_real, m.real_coherence["clips"]) == (3, 3, 6)
     assert m.fvd_floor >= 0 and m.coherence["clips"] == 3 and m.coherence["objects"] >= 1
     assert "real-real floor" in (tmp_path / "out" / "gen_metrics.md").read_text()
+
+
+def test_acceleration_profile_finds_jumps_at_latent_group_ends():
+    """A disc moving at constant speed has no acceleration anywhere; one that stands still
+    within each 4-frame latent group and jumps between groups (frames 1-4, 5-8, ...) peaks at
+    the frames that end a group; ``boundary_ratio`` is the ratio of the two medians."""
+    from pvvae.eval.coherence import acceleration_profile, boundary_ratio
+
+    smooth = _disc_clip([(10 + 2 * t, 30) for t in range(17)])
+    steps = _disc_clip([(10 + 8 * ((t + 3) // 4), 30) for t in range(17)])
+    flat = acceleration_profile(smooth[None])
+    assert flat.isnan()[[0, -1]].all() and flat[1:-1].abs().max() < 1e-6
+    jumps = acceleration_profile(steps[None])
+    assert (jumps[[4, 8, 12]] > 7).all() and jumps[[2, 6, 10, 14]].max() < 1e-6
+    assert boundary_ratio(jumps) == math.inf  # still elsewhere, jumps at the ends
+    assert math.isnan(boundary_ratio(flat))  # no motion to compare
+
+
+def test_acceleration_profile_tracks_the_reference_colours():
+    """With ``reference``, a reconstruction is tracked with the real clip's object colours:
+    a disc whose colour drifts away from the real one is not found at all."""
+    from pvvae.eval.coherence import acceleration_profile
+
+    real = _disc_clip([(10 + 2 * t, 30) for t in range(17)])
+    drifted = _disc_clip([(10 + 2 * t, 30) for t in range(17)], colour=(-0.7, 0.9, -0.7))
+    assert acceleration_profile(drifted[None])[1:-1].abs().max() < 1e-6  # own colours: fine
+    assert acceleration_profile(drifted[None], real[None])[1:-1].isnan().all()  # not found

@@ -33,6 +33,7 @@ _EXPORTS = {
     ),
     "pvvae.eval.coherence": (
         "object_masks", "clip_coherence", "per_clip_coherence", "video_coherence",
+        "acceleration_profile", "boundary_ratio",
     ),
     "pvvae.eval.corrupt": ("corruptions",),
     "pvvae.eval.vae_adapter": ("VAEAdapter", "PredictionNotSupported"),

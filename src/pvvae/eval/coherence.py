@@ -167,6 +167,12 @@ def _median(values: Tensor) -> float:
     return values.median().item() if len(values) else math.nan
 
 
+def _tracks(masks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """masks (K, T, H, W) -> centroids (K, T, 2), pixel counts (K, T), present (K, T) bool."""
+    centres, counts = mask_centroids(masks)
+    return centres, counts, counts >= MIN_PIXELS
+
+
 def clip_coherence(frames: Tensor) -> dict[str, float]:
     """The module docstring's measures for one clip. frames (3, T, H, W) in [-1, 1] ->
     ``{speed, acceleration, persistence, objects, foreground, bounce}``."""
@@ -175,8 +181,7 @@ def clip_coherence(frames: Tensor) -> dict[str, float]:
     fg_fraction = fg.float().mean().item()
     if len(masks) == 0:
         return {**dict.fromkeys(METRICS, math.nan), "objects": 0.0, "foreground": fg_fraction}
-    centres, counts = mask_centroids(masks)
-    present = counts >= MIN_PIXELS
+    centres, counts, present = _tracks(masks)
     velocity, _ = _differences(centres, present, 1)
     accel, where = _differences(centres, present, 2)
     return {
@@ -211,3 +216,47 @@ def video_coherence(videos: Tensor | Iterable[Tensor]) -> dict[str, float]:
     bounce, clips}``."""
     batches = [videos] if isinstance(videos, Tensor) else videos
     return summarise(per_clip_coherence(b) for b in batches)
+
+
+def acceleration_profile(videos: Tensor, reference: Tensor | None = None) -> Tensor:
+    """Median object acceleration at each frame: where in the clip do the centroids jump?
+
+    A video VAE that maps 4 frames to one latent (paper section 3.1: frame 0 alone, then
+    groups 1-4, 5-8, ...) and jumps between groups shows peaks at the frames that end a
+    group (4, 8, 12: their second difference spans two groups), the "flashing at chunk
+    boundaries" its users report; jitter within groups raises every frame.
+
+    Args:
+        videos: (N, 3, T, H, W) in [-1, 1].
+        reference: (N, 3, T, H, W) clips whose object colours to track in ``videos`` (the
+            real clips that ``videos`` reconstruct: a reconstruction's colour drift then
+            cannot split a shape into two objects); None: each clip's own colours.
+
+    Returns:
+        (T,) float64 px/frame^2: the median over every object and clip of the second
+        difference centred on that frame; NaN at the first and last frames.
+    """
+    per_frame: list[list[float]] = [[] for _ in range(videos.shape[2])]
+    for i, frames in enumerate(videos):
+        fg = foreground(frames)
+        source = frames if reference is None else reference[i]
+        colours = object_colours(source, foreground(source))
+        if len(colours) == 0:
+            continue
+        centres, _, present = _tracks(colour_masks(frames.float(), colours) & fg[None])
+        accel, where = _differences(centres, present, 2)
+        for norm, t in zip(torch.linalg.vector_norm(accel, dim=1).tolist(), where[:, 1].tolist()):
+            per_frame[t].append(norm)
+    return torch.tensor([_median(torch.tensor(v)) for v in per_frame], dtype=torch.float64)
+
+
+def boundary_ratio(profile: Tensor, group: int = 4) -> float:
+    """Median of an :func:`acceleration_profile` at the frames that end a latent group
+    (``t % group == 0``, t > 0) over its median at the other frames: about 1 for a clip with
+    no group structure, above 1 where the decoder jumps between groups. profile (T,)."""
+    t = torch.arange(len(profile))
+    inner = (t > 0) & (t < len(profile) - 1) & ~profile.isnan()
+    ends = inner & (t % group == 0)
+    if not ends.any() or not (inner & ~ends).any():
+        return math.nan
+    return (profile[ends].median() / profile[inner & ~ends].median()).item()
