@@ -54,6 +54,8 @@ GUIDED = "docs/replication/table4_guided/summary.json"
 CURVE = "docs/replication/latte_curve/curve.json"  # rows in the order the study measured them
 GUIDANCE = "docs/replication/latte_guidance/curve.json"  # rows by guidance weight
 RECIPE = "docs/replication/latte_recipe/curve.json"  # rows in the study file's order
+RECIPE_WIDE = "docs/replication/latte_recipe/curve_retrained_vae.json"  # its last two rows
+VAE_MOTION = "docs/replication/vae_motion.json"  # real clips, then each VAE in --vae order
 BASE, PR, DEC = "results/baseline/*/", "results/+ predictive reconstruction/*/", (
     "results/+ decoder fine-tuning/*/")
 
@@ -227,6 +229,19 @@ QUOTES = (
                                             "class_accuracy")))
       for i, label in enumerate(("4,000 steps (the rerun's recipe)",
                                  "logit-normal t, 4,000 steps", "8,000 steps"))),
+    *(Quote("docs/replication.md", f"| {label} | {params} | " + "{} | " * 9, RECIPE_WIDE,
+            tuple(f"rows/{i}/{k}" for k in ("latte_seconds", "gfvd", "vae_fvd",
+                                            "gfvd_over_vae_fvd", "gen_domain_fvd",
+                                            "gen_acceleration", "gen_persistence",
+                                            "gen_foreground", "class_accuracy")))
+      for i, (label, params) in enumerate((("hidden 256, 4,000 steps", "9.8M"),
+                                           ("4,096 cached clips, 4,000 steps", "2.5M")))),
+    *(Quote("docs/replication.md", f"| {label} | " + "{} | " * 6, VAE_MOTION,
+            tuple(f"rows/{i}/{k}" for k in ("acceleration", "objects", "inner_own_colours",
+                                            "inner_real_colours", "group_end_real_colours",
+                                            "boundary_ratio")))
+      for i, label in enumerate(("real clips", "baseline (Table 4 rerun, seed 3)",
+                                 "+ motion-aware objective (seed 3)", "the demo model"))),
     Quote("docs/replication.md", "the VAE's reconstructions FVD {}, domain FVD\n{};",
           GUIDANCE, ("rows/0/vae_fvd", "rows/0/vae_domain_fvd")),
     Quote("docs/replication.md",
