@@ -1,23 +1,11 @@
 """bench/tiling_seams.py: a trained diffusers Wan folder is loaded and compared."""
 
-import importlib.util
-from pathlib import Path
-
 import torch
 from diffusers import AutoencoderKLWan
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "tiling_seams.py"
 
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("tiling_seams", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_wan_weights_folder_is_loaded_and_measured(tmp_path):
-    seams = _bench()
+def test_wan_weights_folder_is_loaded_and_measured(tmp_path, bench_script):
+    seams = bench_script("tiling_seams")
     torch.manual_seed(1)
     wan = AutoencoderKLWan(base_dim=8, z_dim=4, num_res_blocks=1).eval()
     wan.save_pretrained(tmp_path / "wan")

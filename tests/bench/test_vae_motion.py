@@ -1,24 +1,12 @@
 """bench/vae_motion.py: the rows of real clips and of a clip that jumps between latent groups."""
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
 from pvvae.data.synthetic import SyntheticVideoDataset
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "vae_motion.py"
 
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("vae_motion", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_real_clips_have_no_group_structure_and_held_frames_do():
-    bench = _bench()
+def test_real_clips_have_no_group_structure_and_held_frames_do(bench_script):
+    bench = bench_script("vae_motion")
     data = SyntheticVideoDataset(6, 17, 64, 64, seed=50_000, annotations=False)
     real = torch.stack([data[i]["video"] for i in range(len(data))])
     clean = bench.row("real", real, real)
