@@ -60,6 +60,17 @@ BASE, PR, DEC = "results/baseline/*/", "results/+ predictive reconstruction/*/",
     "results/+ decoder fine-tuning/*/")
 
 
+LATTE_ROW = ("latte_seconds", "gfvd", "gfvd_over_vae_fvd", "gen_domain_fvd", "gen_acceleration",
+             "gen_persistence", "gen_foreground", "class_accuracy")  # a Latte table's columns
+
+
+def _table_rows(source: str, keys: tuple[str, ...], rows) -> tuple[Quote, ...]:
+    """Rows of a docs/replication.md table: for each ``(i, label)``, the literal label cell(s),
+    then one number per key of ``rows/i`` of ``source``."""
+    return tuple(Quote("docs/replication.md", f"| {label} | " + "{} | " * len(keys), source,
+                       tuple(f"rows/{i}/{k}" for k in keys)) for i, label in rows)
+
+
 def _rerun_row(variant: str, source: str = RERUN, label: str = "",
                extra: tuple[str, ...] = ()) -> Quote:
     """A row of docs/replication.md's Table 4 rerun tables: mean +- std over the seeds of gFVD,
@@ -209,39 +220,18 @@ QUOTES = (
           TABLE6, _per_seed("results/Gaussian/*/", "gfvd", "gkvd", "pred_psnr", "recon_psnr")),
     Quote("docs/replication.md", "| learnable | {} +- {} | {} +- {} | {} +- {} | {} +- {} |",
           TABLE6, _per_seed("results/learnable/*/", "gfvd", "gkvd", "pred_psnr", "recon_psnr")),
-    *(Quote("docs/replication.md", f"| {label} | {{}} | {{}} | {{}} | {{}} | {{}} | {{}} | {{}} "
-            "| {} |", CURVE,
-            tuple(f"rows/{i}/{k}" for k in ("latte_seconds", "gfvd", "gfvd_over_vae_fvd",
-                                            "gen_domain_fvd", "gen_acceleration",
-                                            "gen_persistence", "gen_foreground",
-                                            "class_accuracy")))
-      for i, label in ((3, "1,000 steps"), (0, "2,000 steps (the study's recipe)"),
-                       (1, "4,000 steps"), (2, "lr 1e-3, 2,000 steps"))),
-    *(Quote("docs/replication.md", f"| {label} | " + "{} | " * 7, GUIDANCE,
-            tuple(f"rows/{i}/{k}" for k in ("gfvd", "gfvd_over_vae_fvd", "gen_domain_fvd",
-                                            "gen_acceleration", "gen_persistence",
-                                            "gen_foreground", "class_accuracy")))
-      for i, label in enumerate(("1 (no guidance)", "2", "4", "6", "8"))),
-    *(Quote("docs/replication.md", f"| {label} | " + "{} | " * 8, RECIPE,
-            tuple(f"rows/{i}/{k}" for k in ("latte_seconds", "gfvd", "gfvd_over_vae_fvd",
-                                            "gen_domain_fvd", "gen_acceleration",
-                                            "gen_persistence", "gen_foreground",
-                                            "class_accuracy")))
-      for i, label in enumerate(("4,000 steps (the rerun's recipe)",
-                                 "logit-normal t, 4,000 steps", "8,000 steps"))),
-    *(Quote("docs/replication.md", f"| {label} | {params} | " + "{} | " * 9, RECIPE_WIDE,
-            tuple(f"rows/{i}/{k}" for k in ("latte_seconds", "gfvd", "vae_fvd",
-                                            "gfvd_over_vae_fvd", "gen_domain_fvd",
-                                            "gen_acceleration", "gen_persistence",
-                                            "gen_foreground", "class_accuracy")))
-      for i, (label, params) in enumerate((("hidden 256, 4,000 steps", "9.8M"),
-                                           ("4,096 cached clips, 4,000 steps", "2.5M")))),
-    *(Quote("docs/replication.md", f"| {label} | " + "{} | " * 6, VAE_MOTION,
-            tuple(f"rows/{i}/{k}" for k in ("acceleration", "objects", "inner_own_colours",
-                                            "inner_real_colours", "group_end_real_colours",
-                                            "boundary_ratio")))
-      for i, label in enumerate(("real clips", "baseline (Table 4 rerun, seed 3)",
-                                 "+ motion-aware objective (seed 3)", "the demo model"))),
+    *_table_rows(CURVE, LATTE_ROW, ((3, "1,000 steps"), (0, "2,000 steps (the study's recipe)"),
+                                    (1, "4,000 steps"), (2, "lr 1e-3, 2,000 steps"))),
+    *_table_rows(GUIDANCE, LATTE_ROW[1:], enumerate(("1 (no guidance)", "2", "4", "6", "8"))),
+    *_table_rows(RECIPE, LATTE_ROW, enumerate(("4,000 steps (the rerun's recipe)",
+                                               "logit-normal t, 4,000 steps", "8,000 steps"))),
+    *_table_rows(RECIPE_WIDE, ("latte_seconds", "gfvd", "vae_fvd", *LATTE_ROW[2:]),
+                 enumerate(("hidden 256, 4,000 steps | 9.8M",
+                            "4,096 cached clips, 4,000 steps | 2.5M"))),
+    *_table_rows(VAE_MOTION, ("acceleration", "objects", "inner_own_colours",
+                              "inner_real_colours", "group_end_real_colours", "boundary_ratio"),
+                 enumerate(("real clips", "baseline (Table 4 rerun, seed 3)",
+                            "+ motion-aware objective (seed 3)", "the demo model"))),
     Quote("docs/replication.md", "the VAE's reconstructions FVD {}, domain FVD\n{};",
           GUIDANCE, ("rows/0/vae_fvd", "rows/0/vae_domain_fvd")),
     Quote("docs/replication.md",
