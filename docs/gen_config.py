@@ -21,9 +21,11 @@ OUT = Path(__file__).resolve().parent / "config.md"
 
 
 def _comments(cls: type) -> dict[str, str]:
-    """The comment lines above each field and the ``# comment`` at the end of its line."""
+    """The comment lines above each field and the ``# comment`` at the end of its line (a
+    subclass's own comment wins over its base's)."""
     found, above = {}, []
-    for line in inspect.getsource(cls).splitlines():
+    bases = [c for c in reversed(cls.__mro__) if dataclasses.is_dataclass(c)]
+    for line in "\n".join(inspect.getsource(c) for c in bases).splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):
             above.append(stripped.lstrip("# "))
@@ -70,7 +72,9 @@ def render() -> str:
     while queue:
         prefix, cls = queue.pop(0)
         hints = typing.get_type_hints(cls)
-        written = cls.__annotations__  # the annotations as written (strings)
+        written = {}  # the annotations as written (strings), bases first
+        for base in reversed(cls.__mro__):
+            written.update(getattr(base, "__annotations__", {}) if base is not object else {})
         comments = _comments(cls)
         anchor = prefix.rstrip(".") or "top-level"
         lines += [f'<a id="{anchor.replace(".", "-")}"></a>', "",

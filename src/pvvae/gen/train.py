@@ -44,7 +44,7 @@ from pvvae.gen.checkpoint import LatteMeta
 from pvvae.gen.flow import flow_matching_loss
 from pvvae.gen.latte import LATTE_PRESETS
 from pvvae.training import distributed, parallel
-from pvvae.training.config import validate_loop
+from pvvae.training.config import LoopConfig, validate_loop
 from pvvae.training.data import ResolutionBatchSampler
 from pvvae.training.distributed import DistInfo
 from pvvae.training.engine import (
@@ -113,23 +113,14 @@ class GenOptimConfig:
 
 
 @dataclass
-class GenTrainConfig:
+class GenTrainConfig(LoopConfig):
     """Loop length, precision, EMA, logging and checkpointing."""
 
     steps: int = 250_000
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
-    out_dir: str = "runs"
     log_every: int = 100
     ckpt_every: int = 5000
-    keep_last: int = 2
-    progress: bool = True
-    resume: bool = False
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast, fp32 fallback per module
     ema: bool = True
     ema_decay: float = 0.9999
-    tensorboard: bool = True
-    max_nonfinite: int = 20  # stop after this many consecutive NaN/Inf steps (all skipped)
 
 
 @dataclass

@@ -190,8 +190,9 @@ class OptimConfig:
 
 
 @dataclass
-class TrainConfig:
-    """Stage, loop length, scale-out options, logging and checkpointing."""
+class LoopConfig:
+    """The loop keys of every trainer's ``train`` section (the VAE's and the Latte's, one
+    engine: :mod:`pvvae.training.engine`); each trainer subclasses it with its defaults."""
 
     steps: int = 1000
     seed: int = 0
@@ -201,21 +202,27 @@ class TrainConfig:
     ckpt_every: int = 500
     keep_last: int = 2
     progress: bool = True
+    resume: bool = False  # continue from the run's latest checkpoint (--resume)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast, fp32 fallback per module
+    ema: bool = False  # keep an EMA of the weights (saved; used for eval/export)
+    ema_decay: float = 0.999
+    tensorboard: bool = True
+    max_nonfinite: int = 20  # stop after this many consecutive NaN/Inf steps (all skipped)
+
+
+@dataclass
+class TrainConfig(LoopConfig):
+    """Stage, loop length, scale-out options, logging and checkpointing."""
+
     # Paper section 3.2: image pretraining (T = 1), video training with predictive
     # reconstruction, decoder fine-tuning (encoder frozen, no dropping, GAN throughout).
     stage: Literal["image", "video", "decoder"] = "video"
-    resume: bool = False  # continue from the run's latest checkpoint (pvvae train --resume)
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of forward passes
     gradient_checkpointing: bool = False  # recompute residual blocks in the backward pass
     # torch.compile the encoder, decoder and discriminator (in place). Each new input shape
     # (k, resolution) compiles once more: worth it on GPUs for long runs, not on CPUs.
     compile: bool = False
     parallel: Literal["ddp", "fsdp"] = "ddp"  # under torchrun; fsdp: FSDP2 fully_shard
-    ema: bool = False  # keep an EMA of the weights (saved; used for eval/export)
-    ema_decay: float = 0.999
     image_every: int = 0  # TensorBoard reconstruction/prediction strips every N steps; 0: off
-    tensorboard: bool = True
-    max_nonfinite: int = 20  # stop after this many consecutive NaN/Inf steps
 
 
 @dataclass
